@@ -1,0 +1,445 @@
+"""Read and validate trajectory tables and reduce them to transitions.
+
+A trajectory table is a long table with one row per scored version: the columns ``session``,
+``strategy`` and ``step`` and one numeric column per objective. An optional ``time`` column
+gives the time of each version (default: the step number); an optional ``parse_ok`` column, as
+written by ``sdebayes score``, is kept as metadata and is never an objective.
+
+The table becomes an :class:`xarray.Dataset` with dimensions ``session``, ``step`` and
+``objective``. Sessions may have different lengths or skip steps; missing versions are NaN.
+Sessions and strategies are always read as strings: a numeric-looking session id is a label,
+never a number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sdebayes.exceptions import DataError
+
+__all__ = [
+    "ID_COLUMNS",
+    "METADATA_COLUMNS",
+    "read_table",
+    "read_trajectories",
+    "trajectories_from_frame",
+    "transitions",
+]
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMNS = ("session", "strategy", "step")
+"""Columns every trajectory table must have."""
+
+METADATA_COLUMNS = ("time", "parse_ok")
+"""Optional columns that are never treated as objectives."""
+
+_INTEGER = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as a table of strings (CSV) or typed columns (Parquet).
+
+    CSV cells are read as text so that validation can name the exact cell that is wrong and so
+    that identifiers such as ``007`` or ``NA`` survive unchanged.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` file, a ``.parquet`` / ``.pq`` file, or a directory of Parquet partitions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The raw table, with ``attrs["source"]`` set to the path and ``attrs["format"]`` to
+        ``"csv"`` or ``"parquet"``.
+
+    Raises
+    ------
+    DataError
+        If the file does not exist, is empty, or cannot be parsed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file; pass the path of a CSV or Parquet table")
+
+    if path.is_dir() or path.suffix.lower() in {".parquet", ".pq"}:
+        frame = _read_parquet(path)
+        frame.attrs["format"] = "parquet"
+    else:
+        frame = _read_csv(path)
+        frame.attrs["format"] = "csv"
+
+    frame.attrs["source"] = str(path)
+    return frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; expected a header row and one row per version")
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); "
+            "pass a CSV or Parquet table"
+        ) from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(
+            f"{path}: the file has no header row; expected columns {ID_COLUMNS}"
+        ) from err
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(err)})") from err
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many unrelated types for a corrupt file
+        raise DataError(f"{path}: cannot be read as Parquet ({_first_line(err)})") from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def read_trajectories(path: str | Path, objectives: Sequence[str] | None = None) -> xr.Dataset:
+    """Read a trajectory table and return it as a validated Dataset.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV or Parquet table with columns ``session``, ``strategy``, ``step`` and one numeric
+        column per objective.
+    objectives : sequence of str, optional
+        Objective columns to use, in this order. Default: every column except ``session``,
+        ``strategy``, ``step``, ``time`` and ``parse_ok``, in file order.
+
+    Returns
+    -------
+    xarray.Dataset
+        See :func:`trajectories_from_frame`.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read or fails validation; the message names the file, the row
+        or column, and how to fix it.
+
+    Examples
+    --------
+    >>> from sdebayes.datasets import paper_sessions_path
+    >>> trajectories = read_trajectories(paper_sessions_path())
+    >>> trajectories.sizes["objective"]
+    3
+    """
+    return trajectories_from_frame(read_table(path), objectives=objectives)
+
+
+def trajectories_from_frame(
+    frame: pd.DataFrame, objectives: Sequence[str] | None = None, source: str | None = None
+) -> xr.Dataset:
+    """Validate a long trajectory table and pivot it to ``(session, step, objective)``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long table, one row per version. String cells (as read from CSV) are converted here.
+    objectives : sequence of str, optional
+        Objective columns to use. Default: all columns that are not identifiers or metadata.
+    source : str, optional
+        Name used in error messages and stored as ``attrs["source"]``. Default: the frame's
+        ``attrs["source"]`` or ``"<table>"``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``scores`` (session, step, objective) with NaN where a session has no version at that
+        step, ``time`` (session, step), and the coordinate ``strategy`` on ``session``.
+        ``attrs`` hold the source, whether a time column was given and the objective names.
+
+    Raises
+    ------
+    DataError
+        On missing columns, non-numeric or non-finite scores, invalid or duplicate steps, a
+        session whose strategy changes, or a time column that does not increase.
+    """
+    table = _Table(frame, source or frame.attrs.get("source", "<table>"))
+    table.check_columns()
+    objective_names = table.choose_objectives(objectives)
+
+    session = table.labels("session")
+    strategy = table.labels("strategy")
+    step = table.steps()
+    scores = np.column_stack([table.finite_numbers(name) for name in objective_names])
+    has_time = "time" in frame.columns
+    time = table.finite_numbers("time") if has_time else step.astype(float)
+
+    order = np.lexsort((step, session))
+    table.check_unique_steps(session, step, order)
+    table.check_one_strategy_per_session(session, strategy)
+    if has_time:
+        table.check_increasing_time(session, time, order)
+
+    dataset = _pivot(session, strategy, step, time, scores, objective_names)
+    dataset.attrs.update(
+        source=table.source,
+        has_time_column=int(has_time),
+        objectives=list(objective_names),
+    )
+    logger.debug(
+        "read %d versions in %d sessions from %s",
+        len(frame),
+        dataset.sizes["session"],
+        table.source,
+    )
+    return dataset
+
+
+class _Table:
+    """Validation of one raw table, with messages that point at file, row and column."""
+
+    def __init__(self, frame: pd.DataFrame, source: str):
+        self.frame = frame
+        self.source = source
+        self.is_csv = frame.attrs.get("format", "csv") == "csv"
+
+    def where(self, index: int) -> str:
+        """Describe row ``index`` (0-based) as a reader of the file would find it."""
+        if self.is_csv:
+            return f"line {index + 2}"
+        return f"row {index + 1}"
+
+    def fail(self, message: str) -> DataError:
+        return DataError(f"{self.source}: {message}")
+
+    def check_columns(self) -> None:
+        columns = [str(column) for column in self.frame.columns]
+        missing = [name for name in ID_COLUMNS if name not in columns]
+        if missing:
+            hint = ""
+            if len(columns) == 1 and re.search(r"[;\t|]", columns[0]):
+                hint = (
+                    " (the header looks delimited by something other than commas; save it as CSV)"
+                )
+            raise self.fail(
+                f"missing column(s) {', '.join(map(repr, missing))}; the table has "
+                f"{columns!r}{hint}. Every table needs the columns session, strategy, step "
+                "and one column per objective"
+            )
+
+        duplicated = sorted({name for name in columns if columns.count(name) > 1})
+        if duplicated:
+            raise self.fail(f"column name(s) {duplicated!r} appear more than once; rename them")
+
+        if len(self.frame) == 0:
+            raise self.fail("the table has a header but no rows; add one row per scored version")
+
+    def choose_objectives(self, objectives: Sequence[str] | None) -> list[str]:
+        available = [
+            str(name)
+            for name in self.frame.columns
+            if name not in ID_COLUMNS and name not in METADATA_COLUMNS
+        ]
+        if objectives is None:
+            chosen = available
+        else:
+            chosen = [str(name).strip() for name in objectives]
+            unknown = [name for name in chosen if name not in available]
+            if unknown:
+                raise self.fail(
+                    f"unknown objective(s) {', '.join(map(repr, unknown))}; "
+                    f"available objectives: {', '.join(available) or 'none'}"
+                )
+            repeated = sorted({name for name in chosen if chosen.count(name) > 1})
+            if repeated:
+                raise self.fail(f"objective(s) {repeated!r} selected more than once")
+
+        if not chosen:
+            raise self.fail(
+                "no objective columns: besides session, strategy and step the table needs "
+                "at least one numeric column of scores"
+            )
+        return chosen
+
+    def labels(self, column: str) -> np.ndarray:
+        values = self.frame[column]
+        if values.isna().any():
+            index = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise self.fail(f"{self.where(index)}, column {column!r}: the value is missing")
+
+        text = values.astype(str).str.strip().to_numpy(dtype=object)
+        empty = np.flatnonzero(text == "")
+        if empty.size:
+            raise self.fail(f"{self.where(int(empty[0]))}, column {column!r}: the value is empty")
+        return text.astype(str)
+
+    def steps(self) -> np.ndarray:
+        values = self.frame["step"]
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        text = values.astype(str).str.strip()
+        looks_integer = text.str.match(_INTEGER).to_numpy() if self.is_csv else None
+
+        for index in range(len(numbers)):
+            number = numbers[index]
+            integral = np.isfinite(number) and float(number).is_integer()
+            if looks_integer is not None:
+                integral = integral and bool(looks_integer[index])
+            if not integral:
+                raise self.fail(
+                    f"{self.where(index)}, column 'step': {values.iloc[index]!r} is not a whole "
+                    "number; steps count the rounds of a session as 0, 1, 2, ..."
+                )
+            if number < 0:
+                raise self.fail(
+                    f"{self.where(index)}, column 'step': {values.iloc[index]!r} is negative; "
+                    "steps count from 0"
+                )
+        return numbers.astype(np.int64)
+
+    def finite_numbers(self, column: str) -> np.ndarray:
+        values = self.frame[column]
+        if values.dtype == bool:
+            values = values.astype(float)
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            index = int(bad[0])
+            raw = values.iloc[index]
+            reason = "is not a number" if np.isnan(numbers[index]) else "is not finite"
+            raise self.fail(
+                f"{self.where(index)}, column {column!r}: {raw!r} {reason} "
+                f"({bad.size} such cell(s) in this column); fix or remove these rows, or leave "
+                "the column out with --objectives"
+            )
+        return numbers
+
+    def check_unique_steps(self, session: np.ndarray, step: np.ndarray, order: np.ndarray):
+        same = (session[order][1:] == session[order][:-1]) & (step[order][1:] == step[order][:-1])
+        if same.any():
+            first, second = sorted(order[[np.flatnonzero(same)[0], np.flatnonzero(same)[0] + 1]])
+            raise self.fail(
+                f"{self.where(int(second))}: session {session[first]!r} has step "
+                f"{int(step[first])} twice (also on {self.where(int(first))}); each session "
+                "needs one row per step"
+            )
+
+    def check_one_strategy_per_session(self, session: np.ndarray, strategy: np.ndarray):
+        pairs = pd.DataFrame({"session": session, "strategy": strategy})
+        counts = pairs.groupby("session", sort=False)["strategy"].nunique()
+        changed = counts[counts > 1]
+        if len(changed):
+            name = changed.index[0]
+            rows = np.flatnonzero(session == name)
+            seen = list(dict.fromkeys(strategy[rows]))
+            switch = rows[np.flatnonzero(strategy[rows] != strategy[rows[0]])[0]]
+            raise self.fail(
+                f"{self.where(int(switch))}: session {name!r} changes strategy "
+                f"({' -> '.join(seen)}); a session follows one strategy, so give each part "
+                "its own session id"
+            )
+
+    def check_increasing_time(self, session: np.ndarray, time: np.ndarray, order: np.ndarray):
+        same = session[order][1:] == session[order][:-1]
+        not_increasing = same & (np.diff(time[order]) <= 0)
+        if not_increasing.any():
+            index = int(order[np.flatnonzero(not_increasing)[0] + 1])
+            raise self.fail(
+                f"{self.where(index)}, column 'time': {time[index]!r} does not increase within "
+                f"session {session[index]!r}; time must grow strictly with step"
+            )
+
+
+def _pivot(
+    session: np.ndarray,
+    strategy: np.ndarray,
+    step: np.ndarray,
+    time: np.ndarray,
+    scores: np.ndarray,
+    objectives: list[str],
+) -> xr.Dataset:
+    session_codes, session_names = pd.factorize(session)
+    step_values = np.unique(step)
+    step_codes = np.searchsorted(step_values, step)
+
+    shape = (len(session_names), len(step_values))
+    score_grid = np.full((*shape, len(objectives)), np.nan)
+    score_grid[session_codes, step_codes] = scores
+    time_grid = np.full(shape, np.nan)
+    time_grid[session_codes, step_codes] = time
+
+    session_strategy = np.empty(len(session_names), dtype=object)
+    session_strategy[session_codes] = strategy
+    return xr.Dataset(
+        {
+            "scores": (("session", "step", "objective"), score_grid),
+            "time": (("session", "step"), time_grid),
+        },
+        coords={
+            "session": np.asarray(session_names, dtype=str),
+            "step": step_values,
+            "objective": np.asarray(objectives, dtype=str),
+            "strategy": ("session", session_strategy.astype(str)),
+        },
+    )
+
+
+def transitions(trajectories: xr.Dataset) -> xr.Dataset:
+    """List the one-step transitions of every session.
+
+    A transition joins two consecutive observed versions of the same session; the last
+    version of one session is never joined to the first of the next.
+
+    Parameters
+    ----------
+    trajectories : xarray.Dataset
+        As returned by :func:`read_trajectories`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Along dimension ``transition``: ``state`` (transition, objective) the scores before the
+        step, ``change`` the difference to the next version, ``dt`` the elapsed time, and the
+        coordinates ``session`` and ``strategy``.
+
+    Examples
+    --------
+    >>> from sdebayes.datasets import paper_sessions_path
+    >>> steps = transitions(read_trajectories(paper_sessions_path()))
+    >>> int(steps.sizes["transition"])
+    3600
+    """
+    scores = trajectories["scores"].to_numpy()
+    time = trajectories["time"].to_numpy()
+    observed = np.isfinite(time)
+
+    session_index, step_index = np.nonzero(observed)
+    joined = session_index[1:] == session_index[:-1]
+    start = (session_index[:-1][joined], step_index[:-1][joined])
+    end = (session_index[1:][joined], step_index[1:][joined])
+
+    sessions = trajectories["session"].to_numpy()[start[0]]
+    strategies = trajectories["strategy"].to_numpy()[start[0]]
+    return xr.Dataset(
+        {
+            "state": (("transition", "objective"), scores[start]),
+            "change": (("transition", "objective"), scores[end] - scores[start]),
+            "dt": ("transition", time[end] - time[start]),
+        },
+        coords={
+            "objective": trajectories["objective"].to_numpy(),
+            "session": ("transition", sessions),
+            "strategy": ("transition", strategies),
+        },
+        attrs=dict(trajectories.attrs),
+    )

@@ -1,0 +1,258 @@
+"""Model specifications: the priors and pooling of a model, read from TOML.
+
+A specification is a small TOML file (see ``models/`` in the repository). Three ship with
+sdebayes: ``hierarchical`` (the default, partial pooling of drift matrices across
+strategies), ``pooled`` (one drift matrix for all strategies) and ``unpooled`` (independent
+strategies). Any other file with the same keys can be passed by path.
+
+Every key is checked: an unknown key or an invalid prior raises :class:`SpecError` listing
+what is allowed, so that a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sdebayes.exceptions import SpecError
+
+__all__ = ["MODEL_NAMES", "ModelSpec", "load_spec", "model_path"]
+
+logger = logging.getLogger(__name__)
+
+_MODELS_DIR = Path(__file__).resolve().parent / "_models"
+
+MODEL_NAMES = ("hierarchical", "pooled", "unpooled")
+"""Names of the specifications bundled with sdebayes."""
+
+Pooling = Literal["partial", "complete", "none"]
+
+
+@dataclass(frozen=True)
+class DriftPrior:
+    """Normal prior of the (population) drift matrix, in standardised units per unit time."""
+
+    diagonal_mu: float = -0.5
+    diagonal_sigma: float = 0.5
+    off_diagonal_sigma: float = 0.3
+
+
+@dataclass(frozen=True)
+class SpreadPrior:
+    """HalfNormal prior of the spread ``tau`` of strategy drift matrices around the population."""
+
+    sigma: float = 0.3
+
+
+@dataclass(frozen=True)
+class CentreDriftPrior:
+    """Normal(0, sigma) prior of the expected change at each strategy's mean state."""
+
+    sigma: float = 1.0
+
+
+@dataclass(frozen=True)
+class DiffusionPrior:
+    """Priors of the diffusion: HalfNormal standard deviations, LKJ correlations, a floor."""
+
+    sd_sigma: float = 1.0
+    eta: float = 2.0
+    floor: float = 0.01
+
+
+@dataclass(frozen=True)
+class DynamicsSettings:
+    """Thresholds of the dynamic-mode classification (see :mod:`sdebayes.dynamics`)."""
+
+    boundary_tolerance: float = 0.02
+    oscillation_tolerance: float = 0.05
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A complete model specification.
+
+    Parameters
+    ----------
+    name : str
+        Short name shown in summaries.
+    pooling : {"partial", "complete", "none"}
+        How drift matrices are shared across strategies.
+    description : str
+        One sentence for humans.
+    drift, drift_spread, centre_drift, diffusion : prior dataclasses
+        Prior hyperparameters on the standardised scale.
+    dynamics : DynamicsSettings
+        Thresholds used when classifying each posterior draw's dynamics.
+    source : str
+        The TOML text the specification was read from, stored with every posterior so that a
+        fit can be reproduced.
+    """
+
+    name: str = "hierarchical"
+    pooling: Pooling = "partial"
+    description: str = ""
+    drift: DriftPrior = field(default_factory=DriftPrior)
+    drift_spread: SpreadPrior = field(default_factory=SpreadPrior)
+    centre_drift: CentreDriftPrior = field(default_factory=CentreDriftPrior)
+    diffusion: DiffusionPrior = field(default_factory=DiffusionPrior)
+    dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
+    source: str = field(default="", repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the specification as plain nested dictionaries (without ``source``)."""
+        values = asdict(self)
+        values.pop("source")
+        return values
+
+
+_PRIOR_SECTIONS: dict[str, type] = {
+    "drift": DriftPrior,
+    "drift_spread": SpreadPrior,
+    "centre_drift": CentreDriftPrior,
+    "diffusion": DiffusionPrior,
+}
+_POSITIVE = {"diagonal_sigma", "off_diagonal_sigma", "sigma", "sd_sigma", "eta"}
+_NON_NEGATIVE = {"floor", "boundary_tolerance", "oscillation_tolerance"}
+
+
+def model_path(name: str) -> Path:
+    """Return the path of a bundled specification.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`.
+
+    Returns
+    -------
+    Path
+    """
+    if name not in MODEL_NAMES:
+        raise SpecError(f"unknown model {name!r}; bundled models: {', '.join(MODEL_NAMES)}")
+    return _MODELS_DIR / f"{name}.toml"
+
+
+def load_spec(model: str | Path | None = None) -> ModelSpec:
+    """Read a model specification.
+
+    Parameters
+    ----------
+    model : str or Path, optional
+        A bundled model name (``"hierarchical"``, ``"pooled"``, ``"unpooled"``) or the path of
+        a TOML file. Default: ``"hierarchical"``.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    SpecError
+        If the file is missing, is not valid TOML, has unknown keys or invalid values.
+
+    Examples
+    --------
+    >>> spec = load_spec("pooled")
+    >>> spec.pooling
+    'complete'
+    """
+    if model is None or str(model) in MODEL_NAMES:
+        path = model_path(str(model or "hierarchical"))
+    else:
+        path = Path(model)
+    if not path.is_file():
+        raise SpecError(
+            f"{path}: no such model file; pass a TOML path or one of {', '.join(MODEL_NAMES)}"
+        )
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML ({err})") from err
+
+    spec = spec_from_dict(document, where=str(path))
+    logger.debug("loaded model %s from %s", spec.name, path)
+    return ModelSpec(**{**spec.__dict__, "source": text})
+
+
+def spec_from_dict(document: dict[str, Any], where: str = "<spec>") -> ModelSpec:
+    """Build a :class:`ModelSpec` from a parsed TOML document, checking every key.
+
+    Parameters
+    ----------
+    document : dict
+        With the tables ``[model]``, ``[priors.*]`` and ``[dynamics]``.
+    where : str, default="<spec>"
+        Name used in error messages.
+
+    Returns
+    -------
+    ModelSpec
+    """
+    _check_keys(document, {"model", "priors", "dynamics"}, where, "top level")
+    header = document.get("model", {})
+    _check_keys(header, {"name", "pooling", "description"}, where, "[model]")
+
+    pooling = header.get("pooling", "partial")
+    if pooling not in ("partial", "complete", "none"):
+        raise SpecError(
+            f"{where}: [model] pooling = {pooling!r} is invalid; use 'partial', 'complete' "
+            "or 'none'"
+        )
+
+    priors = document.get("priors", {})
+    _check_keys(priors, set(_PRIOR_SECTIONS), where, "[priors]")
+    sections = {
+        key: _section(priors.get(key, {}), cls, where, f"[priors.{key}]")
+        for key, cls in _PRIOR_SECTIONS.items()
+    }
+    if pooling != "partial" and "drift_spread" in priors:
+        raise SpecError(
+            f"{where}: [priors.drift_spread] only applies to pooling = 'partial'; remove it"
+        )
+
+    dynamics = _section(document.get("dynamics", {}), DynamicsSettings, where, "[dynamics]")
+    return ModelSpec(
+        name=str(header.get("name", Path(where).stem)),
+        pooling=pooling,
+        description=str(header.get("description", "")),
+        dynamics=dynamics,
+        **sections,
+    )
+
+
+def _check_keys(table: Any, allowed: set[str], where: str, section: str) -> None:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: {section} must be a table, got {table!r}")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))} in {section}; "
+            f"valid keys: {', '.join(sorted(allowed))}"
+        )
+
+
+def _section(table: Any, cls: type, where: str, section: str) -> Any:
+    defaults = cls()
+    _check_keys(table, set(defaults.__dict__), where, section)
+
+    values = {}
+    for key, value in table.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise SpecError(f"{where}: {section} {key} = {value!r} must be a finite number")
+        if key in _POSITIVE and value <= 0:
+            raise SpecError(f"{where}: {section} {key} = {value!r} must be positive")
+        if key in _NON_NEGATIVE and value < 0:
+            raise SpecError(f"{where}: {section} {key} = {value!r} must not be negative")
+        values[key] = float(value)
+    return cls(**values)
