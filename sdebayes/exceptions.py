@@ -15,6 +15,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DiagnosticWarning",
+    "OutputError",
     "PosteriorFileError",
     "SamplingWarning",
     "SdebayesError",
@@ -36,6 +37,10 @@ class SpecError(SdebayesError):
 
 class PosteriorFileError(SdebayesError):
     """A posterior file is missing, not NetCDF, or lacks the groups sdebayes writes."""
+
+
+class OutputError(SdebayesError):
+    """An output path cannot be written (missing directory, no permission, a directory)."""
 
 
 class DiagnosticWarning(UserWarning):

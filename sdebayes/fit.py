@@ -13,14 +13,10 @@ at all, and an existing file is only replaced once the new one is fully written.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,22 +24,16 @@ import numpy as np
 import xarray as xr
 
 from sdebayes import __version__, dynamics
-from sdebayes._warnings import warn
 from sdebayes.data import transitions
-from sdebayes.exceptions import ConvergenceWarning, PosteriorFileError, SamplingWarning
+from sdebayes.diagnostics import diagnose
 from sdebayes.model import DATA_NAMES, build_model
 from sdebayes.simulate import objective_bounds
 from sdebayes.specs import ModelSpec, load_spec
 from sdebayes.sufficient_stats import standardization, sufficient_statistics
 
 __all__ = [
-    "DIAGNOSTIC_THRESHOLDS",
     "SAMPLERS",
-    "check_output_path",
-    "diagnose",
     "fit",
-    "load_posterior",
-    "save_posterior",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,10 +42,6 @@ Sampler = Literal["nutpie", "numpyro", "pymc"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "numpyro", "pymc")
 """NUTS implementations :func:`fit` can use; nutpie is the default (see docs/benchmarks.md)."""
 
-DIAGNOSTIC_THRESHOLDS = {"max_rhat": 1.01, "min_ess_bulk": 400, "divergences": 0}
-"""Limits beyond which :func:`diagnose` warns (Vehtari et al. 2021 for R-hat and ESS)."""
-
-_DIAGNOSED = ("drift", "intercept", "diffusion_cov", "convergence_rate")
 _COMPILED: dict[tuple, Any] = {}
 
 
@@ -127,15 +113,14 @@ def fit(
         int(statistics["n_transitions"].sum()),
     )
 
-    started = time.perf_counter()
-    raw = _sample(statistics, spec, draws, tune, chains, random_seed, sampler, progressbar)
-    seconds = time.perf_counter() - started
+    raw, timings = _sample(statistics, spec, draws, tune, chains, random_seed, sampler, progressbar)
+    seconds = timings["sampling_seconds"]
 
     bounds = bounds if bounds is not None else objective_bounds(trajectories)
     posterior = _with_derived_quantities(raw["posterior"].to_dataset(), statistics, spec, bounds)
     tree = _assemble(posterior, raw["sample_stats"].to_dataset(), trajectories, statistics)
     tree.attrs.update(
-        _provenance(trajectories, spec, sampler, draws, tune, chains, random_seed, seconds)
+        _provenance(trajectories, spec, sampler, draws, tune, chains, random_seed, timings)
     )
     tree.attrs["diagnostics"] = json.dumps(diagnose(tree, sampler=sampler, seconds=seconds))
     return tree
@@ -156,13 +141,21 @@ def _sample(
     random_seed: int | None,
     sampler: Sampler,
     progressbar: bool,
-) -> xr.DataTree:
+) -> tuple[xr.DataTree, dict[str, float | None]]:
+    """Draw from the posterior; also return compile and sampling wall times in seconds.
+
+    PyMC's own and NumPyro's samplers compile inside :func:`pymc.sample`, so for them the
+    compile time is part of the sampling time and reported as ``None``.
+    """
     if sampler == "nutpie":
         import nutpie
 
+        started = time.perf_counter()
         compiled = _compiled_nutpie(statistics, spec)
         compiled = compiled.with_data(**{name: statistics[name].to_numpy() for name in DATA_NAMES})
+        compile_seconds = time.perf_counter() - started
         seed = None if random_seed is None else int(random_seed)
+        started = time.perf_counter()
         result = nutpie.sample(
             compiled,
             draws=draws,
@@ -175,6 +168,8 @@ def _sample(
     else:
         import pymc as pm
 
+        compile_seconds = None
+        started = time.perf_counter()
         with build_model(statistics, spec):
             result = pm.sample(
                 draws=draws,
@@ -185,7 +180,11 @@ def _sample(
                 progressbar=progressbar,
                 compute_convergence_checks=False,
             )
-    return _relabel(result, statistics)
+    timings = {
+        "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
+        "sampling_seconds": round(time.perf_counter() - started, 3),
+    }
+    return _relabel(result, statistics), timings
 
 
 def _compiled_nutpie(statistics: xr.Dataset, spec: ModelSpec) -> Any:
@@ -264,7 +263,7 @@ def _provenance(
     tune: int,
     chains: int,
     random_seed: int | None,
-    seconds: float,
+    timings: dict[str, float | None],
 ) -> dict[str, Any]:
     import arviz
     import pymc
@@ -286,7 +285,10 @@ def _provenance(
         "tune": tune,
         "chains": chains,
         "random_seed": -1 if random_seed is None else int(random_seed),
-        "sampling_seconds": round(seconds, 3),
+        "sampling_seconds": timings["sampling_seconds"],
+        "compile_seconds": -1.0
+        if timings["compile_seconds"] is None
+        else timings["compile_seconds"],
         "discretization": "euler",
     }
 
@@ -300,207 +302,3 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def diagnose(
-    tree: xr.DataTree,
-    sampler: str | None = None,
-    seconds: float | None = None,
-    warn_user: bool = True,
-) -> dict[str, Any]:
-    """Convergence diagnostics of a fit, with warnings when they cross the thresholds.
-
-    R-hat and bulk ESS (Vehtari et al. 2021) are computed over the drift, intercept,
-    diffusion covariance and convergence rates, in original units.
-
-    Parameters
-    ----------
-    tree : xarray.DataTree
-        A fit returned by :func:`fit`.
-    sampler : str, optional
-        Name recorded in the result.
-    seconds : float, optional
-        Sampling wall time recorded in the result.
-    warn_user : bool, default=True
-        Issue :class:`ConvergenceWarning` / :class:`SamplingWarning` when a threshold fails.
-
-    Returns
-    -------
-    dict
-        ``sampler``, ``chains``, ``draws``, ``max_rhat``, ``min_ess_bulk``, ``divergences``,
-        ``seconds`` and ``passed`` (all thresholds met).
-    """
-    from arviz_stats import ess, rhat
-
-    posterior = tree["posterior"].to_dataset()[list(_DIAGNOSED)]
-    rhats = rhat(posterior)
-    ess_bulk = ess(posterior, method="bulk")
-    max_rhat = max(float(np.nanmax(rhats[name].to_numpy())) for name in rhats.data_vars)
-    min_ess = min(float(np.nanmin(ess_bulk[name].to_numpy())) for name in ess_bulk.data_vars)
-    divergences = int(tree["sample_stats"]["diverging"].sum())
-
-    result = {
-        "sampler": sampler or tree.attrs.get("sampler", ""),
-        "chains": int(posterior.sizes["chain"]),
-        "draws": int(posterior.sizes["draw"]),
-        "max_rhat": round(max_rhat, 4),
-        "min_ess_bulk": round(min_ess, 1),
-        "divergences": divergences,
-        "seconds": None if seconds is None else round(seconds, 2),
-    }
-    problems = _diagnostic_problems(result)
-    result["passed"] = not problems
-    if warn_user:
-        for message, category in problems:
-            warn(message, category)
-    return result
-
-
-def _diagnostic_problems(result: dict[str, Any]) -> list[tuple[str, type[Warning]]]:
-    limits = DIAGNOSTIC_THRESHOLDS
-    problems: list[tuple[str, type[Warning]]] = []
-    if not result["max_rhat"] <= limits["max_rhat"]:
-        problems.append(
-            (
-                f"max R-hat is {result['max_rhat']:.3f} > {limits['max_rhat']}: the chains "
-                "disagree; run longer (--tune 2000 --draws 2000) and check the trace plots",
-                ConvergenceWarning,
-            )
-        )
-    if not result["min_ess_bulk"] >= limits["min_ess_bulk"]:
-        problems.append(
-            (
-                f"min bulk ESS is {result['min_ess_bulk']:.0f} < {limits['min_ess_bulk']}: "
-                "intervals are imprecise; draw more (--draws) or run more chains",
-                ConvergenceWarning,
-            )
-        )
-    if result["divergences"] > limits["divergences"]:
-        problems.append(
-            (
-                f"{result['divergences']} divergent transitions: the posterior may be biased; "
-                "try the non-hierarchical model or check the data for outliers",
-                SamplingWarning,
-            )
-        )
-    return problems
-
-
-def check_output_path(path: str | Path, overwrite: bool = True) -> Path:
-    """Fail early if ``path`` cannot be written, before any expensive work starts.
-
-    Parameters
-    ----------
-    path : str or Path
-        Planned output file.
-    overwrite : bool, default=True
-        Whether an existing file may be replaced (atomically, once the new one is complete).
-
-    Returns
-    -------
-    Path
-        The resolved path.
-
-    Raises
-    ------
-    PosteriorFileError
-        If the directory does not exist or is not writable, or the path is a directory.
-    """
-    path = Path(path).expanduser()
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise PosteriorFileError(f"{path}: is a directory; pass a file name such as fit.nc")
-    if not directory.is_dir():
-        raise PosteriorFileError(
-            f"{path}: the directory {directory} does not exist; create it first"
-        )
-    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise PosteriorFileError(f"{path}: not writable; choose another --output")
-    if path.exists() and not overwrite:
-        raise PosteriorFileError(f"{path}: already exists; remove it or pass another --output")
-    return path
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` and move it into place only on success.
-
-    Parameters
-    ----------
-    path : str or Path
-        Final destination.
-
-    Yields
-    ------
-    Path
-        Where to write. It is removed if the block raises (including KeyboardInterrupt).
-    """
-    path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def save_posterior(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write a fit as NetCDF (h5netcdf engine) atomically.
-
-    Parameters
-    ----------
-    tree : xarray.DataTree
-    path : str or Path
-
-    Returns
-    -------
-    Path
-    """
-    path = check_output_path(path)
-    with atomic_path(path) as temporary:
-        tree.to_netcdf(temporary, engine="h5netcdf")
-    logger.info("wrote %s", path)
-    return path
-
-
-def load_posterior(path: str | Path, groups: Sequence[str] = ("posterior",)) -> xr.DataTree:
-    """Open a posterior written by :func:`save_posterior`, read-only, fully loaded.
-
-    Parameters
-    ----------
-    path : str or Path
-    groups : sequence of str, default=("posterior",)
-        Groups that must be present.
-
-    Returns
-    -------
-    xarray.DataTree
-
-    Raises
-    ------
-    PosteriorFileError
-        If the file is missing, not NetCDF/HDF5, or lacks a required group.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise PosteriorFileError(
-            f"{path}: no such file; pass a posterior written by sdebayes sample"
-        )
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as opened:
-            tree = opened.load()
-    except (OSError, ValueError) as err:
-        raise PosteriorFileError(
-            f"{path}: not a NetCDF posterior ({type(err).__name__}); pass a file written by "
-            "sdebayes sample"
-        ) from err
-
-    missing = [group for group in groups if group not in tree.children]
-    if missing:
-        raise PosteriorFileError(
-            f"{path}: lacks group(s) {', '.join(missing)}; it has "
-            f"{', '.join(tree.children) or 'no groups'}. Pass a file written by sdebayes sample"
-        )
-    return tree

@@ -15,8 +15,10 @@ intercept. The likelihood is evaluated from per-strategy sufficient statistics
 
 The drift matrices are pooled according to the specification:
 
-* ``partial``: :math:`A_s = A_{pop} + \tau Z_s`, :math:`Z_s \sim \mathcal{N}(0, 1)`
-  entrywise (non-centred), :math:`\tau \sim \text{HalfNormal}`.
+* ``partial``: :math:`A_s \sim \mathcal{N}(A_{pop}, \tau)` entrywise with
+  :math:`\tau \sim \text{HalfNormal}`, sampled either centred (``drift_strategy``) or
+  non-centred (:math:`A_s = A_{pop} + \tau Z_s`, :math:`Z_s \sim \mathcal{N}(0, 1)`, the
+  variable ``drift_offset``), as the specification's ``parameterization`` says.
 * ``complete``: one :math:`A` for all strategies.
 * ``none``: independent :math:`A_s` with the population prior.
 
@@ -59,7 +61,8 @@ def build_model(statistics: xr.Dataset, spec: ModelSpec) -> pm.Model:
     -------
     pymc.Model
         Free variables on the standardised scale: ``drift_population`` (partial and complete
-        pooling), ``drift_spread`` and ``drift_offset`` (partial and none), ``centre_drift``,
+        pooling), ``drift_spread`` (partial), ``drift_strategy`` (partial, centred) or
+        ``drift_offset`` (partial non-centred, and none), ``centre_drift``,
         ``diffusion_sd`` and ``diffusion_corr_chol``; the deterministic ``drift_standardised``
         and ``diffusion_chol``; and the potential ``transitions`` holding the log-likelihood.
     """
@@ -102,6 +105,9 @@ def _drift(spec: ModelSpec, n_strategies: int, n_objectives: int) -> pt.TensorVa
         return pm.Deterministic("drift_standardised", shared, dims=dims)
 
     spread = pm.HalfNormal("drift_spread", spec.drift_spread.sigma)
+    if spec.parameterization == "centred":
+        strategy_drift = pm.Normal("drift_strategy", population, spread, dims=dims)
+        return pm.Deterministic("drift_standardised", strategy_drift, dims=dims)
     offset = pm.Normal("drift_offset", 0.0, 1.0, dims=dims)
     return pm.Deterministic("drift_standardised", population + spread * offset, dims=dims)
 

@@ -30,6 +30,7 @@ MODEL_NAMES = ("hierarchical", "pooled", "unpooled")
 """Names of the specifications bundled with sdebayes."""
 
 Pooling = Literal["partial", "complete", "none"]
+Parameterization = Literal["centred", "noncentred"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class DynamicsSettings:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A complete model specification.
+    r"""A complete model specification.
 
     Parameters
     ----------
@@ -82,6 +83,12 @@ class ModelSpec:
         Short name shown in summaries.
     pooling : {"partial", "complete", "none"}
         How drift matrices are shared across strategies.
+    parameterization : {"centred", "noncentred"}
+        How partially pooled drift matrices are sampled: ``centred`` draws
+        :math:`A_s \sim \mathcal{N}(A_{pop}, \tau)` directly, ``noncentred`` draws
+        :math:`Z_s \sim \mathcal{N}(0, 1)` and sets :math:`A_s = A_{pop} + \tau Z_s`. Centred
+        is faster when every strategy has many transitions (the usual case), non-centred when
+        strategies have few. Ignored unless ``pooling = "partial"``.
     description : str
         One sentence for humans.
     drift, drift_spread, centre_drift, diffusion : prior dataclasses
@@ -95,6 +102,7 @@ class ModelSpec:
 
     name: str = "hierarchical"
     pooling: Pooling = "partial"
+    parameterization: Parameterization = "centred"
     description: str = ""
     drift: DriftPrior = field(default_factory=DriftPrior)
     drift_spread: SpreadPrior = field(default_factory=SpreadPrior)
@@ -197,13 +205,20 @@ def spec_from_dict(document: dict[str, Any], where: str = "<spec>") -> ModelSpec
     """
     _check_keys(document, {"model", "priors", "dynamics"}, where, "top level")
     header = document.get("model", {})
-    _check_keys(header, {"name", "pooling", "description"}, where, "[model]")
+    _check_keys(header, {"name", "pooling", "parameterization", "description"}, where, "[model]")
 
     pooling = header.get("pooling", "partial")
     if pooling not in ("partial", "complete", "none"):
         raise SpecError(
             f"{where}: [model] pooling = {pooling!r} is invalid; use 'partial', 'complete' "
             "or 'none'"
+        )
+
+    parameterization = header.get("parameterization", "centred")
+    if parameterization not in ("centred", "noncentred"):
+        raise SpecError(
+            f"{where}: [model] parameterization = {parameterization!r} is invalid; use "
+            "'centred' or 'noncentred'"
         )
 
     priors = document.get("priors", {})
@@ -221,6 +236,7 @@ def spec_from_dict(document: dict[str, Any], where: str = "<spec>") -> ModelSpec
     return ModelSpec(
         name=str(header.get("name", Path(where).stem)),
         pooling=pooling,
+        parameterization=parameterization,
         description=str(header.get("description", "")),
         dynamics=dynamics,
         **sections,

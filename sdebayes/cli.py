@@ -1,5 +1,0 @@
-"""Command line interface (placeholder until the commands land)."""
-
-
-def main() -> None:
-    """Run the sdebayes command line."""

@@ -1,0 +1,104 @@
+"""Pieces shared by several commands: data arguments, warnings on the terminal, JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from sdebayes.exceptions import DiagnosticWarning
+
+__all__ = [
+    "DataArgument",
+    "ObjectivesOption",
+    "StrategyOption",
+    "echo_json",
+    "parse_objectives",
+    "terminal_warnings",
+]
+
+DataArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        help=(
+            "Trajectory table (CSV or Parquet) with columns session, strategy, step and one "
+            "numeric column per objective. Default: the bundled paper-calibrated data."
+        ),
+        show_default=False,
+        dir_okay=True,
+    ),
+]
+
+StrategyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--strategy",
+        "-s",
+        help="Strategy to report; repeat for several. Default: every strategy.",
+        show_default=False,
+    ),
+]
+
+ObjectivesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--objectives",
+        help=(
+            "Comma-separated objective columns to use, in this order (e.g. "
+            "security,efficiency). Default: every column except session, strategy, step, "
+            "time and parse_ok."
+        ),
+        show_default=False,
+    ),
+]
+
+
+def parse_objectives(text: str | None) -> list[str] | None:
+    """Split ``--objectives a,b,c``; ``None`` keeps the default (every objective column)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise click.BadParameter("give at least one column name", param_hint="--objectives")
+    return names
+
+
+def echo_json(document: Any) -> None:
+    """Print a JSON document on stdout (NaN written as ``null``, never as ``NaN``)."""
+    click.echo(json.dumps(document, indent=2, allow_nan=False))
+
+
+def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    kind = "diagnostic" if issubclass(category, DiagnosticWarning) else "warning"
+    print(f"sdebayes: {kind}: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def terminal_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Show warnings as one line each on stderr and collect the diagnostic ones.
+
+    Yields
+    ------
+    list of warnings.WarningMessage
+        Filled with the :class:`DiagnosticWarning` instances raised inside the block.
+    """
+    collected: list[warnings.WarningMessage] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warnings.simplefilter("always", DiagnosticWarning)
+        try:
+            yield collected
+        finally:
+            for item in caught:
+                if issubclass(item.category, DiagnosticWarning):
+                    collected.append(item)
+                    _show_warning(item.message, item.category)
+                elif issubclass(item.category, UserWarning | RuntimeWarning):
+                    _show_warning(item.message, item.category)

@@ -1,0 +1,146 @@
+"""``sdebayes sample``: fit the SDE model and print posterior summaries."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sdebayes.cli._app import EXIT_DIAGNOSTICS, app, progress_enabled
+from sdebayes.cli._common import (
+    DataArgument,
+    ObjectivesOption,
+    StrategyOption,
+    echo_json,
+    parse_objectives,
+    terminal_warnings,
+)
+
+__all__ = ["sample"]
+
+logger = logging.getLogger(__name__)
+
+_SAMPLERS = ("nutpie", "numpyro", "pymc")
+
+
+@app.command()
+def sample(
+    data: DataArgument = None,
+    strategy: StrategyOption = None,
+    objectives: ObjectivesOption = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Bundled model (hierarchical, pooled, unpooled) or path of a model TOML file.",
+        ),
+    ] = "hierarchical",
+    draws: Annotated[
+        int, typer.Option(min=1, help="Posterior draws per chain, after tuning.")
+    ] = 1000,
+    tune: Annotated[
+        int, typer.Option(min=1, help="Tuning (warm-up) iterations per chain, discarded.")
+    ] = 1000,
+    chains: Annotated[int, typer.Option(min=1, help="Independent chains (R-hat needs 2+).")] = 4,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Random seed. Default: a fresh one, recorded in the output file and summary.",
+            show_default=False,
+        ),
+    ] = None,
+    sampler: Annotated[
+        str,
+        typer.Option(help="NUTS implementation: nutpie, numpyro or pymc."),
+    ] = "nutpie",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Posterior NetCDF file. Default: results/<data name>-<model name>.nc.",
+            show_default=False,
+        ),
+    ] = None,
+    ci_prob: Annotated[
+        float | None,
+        typer.Option(
+            help="Probability of the credible intervals. Default: ArviZ's stats.ci_prob (0.89).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary instead of tables.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(help="Exit with code 3 when R-hat, ESS or divergences fail thresholds."),
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option(help="Show the sampler's progress bar (only on a terminal).")
+    ] = True,
+) -> None:
+    """Fit the hierarchical SDE model to trajectories and summarise the posterior.
+
+    All strategies in the data are fitted together (partial pooling needs them all); --strategy
+    only selects which are reported. The posterior, with every derived quantity, is written to
+    a NetCDF file that `sdebayes ppc`, `contrast` and `report` read.
+    """
+    from sdebayes._io import check_output_path
+    from sdebayes.data import read_trajectories
+    from sdebayes.datasets import paper_sessions_path
+    from sdebayes.fit import fit
+    from sdebayes.io_netcdf import save_posterior
+    from sdebayes.specs import load_spec
+    from sdebayes.summary import check_strategies, summarize, summary_tables
+
+    if sampler not in _SAMPLERS:
+        raise typer.BadParameter(
+            f"{sampler!r} is not one of {', '.join(_SAMPLERS)}", param_hint="--sampler"
+        )
+    if ci_prob is not None and not 0 < ci_prob < 1:
+        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    spec = load_spec(model)
+    path = data if data is not None else paper_sessions_path()
+    trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
+    reported = check_strategies(list(dict.fromkeys(trajectories["strategy"].to_numpy())), strategy)
+    output = check_output_path(output or _default_output(path, spec.name))
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+
+    with terminal_warnings() as diagnostics:
+        tree = fit(
+            trajectories,
+            spec,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=seed,
+            sampler=sampler,  # type: ignore[arg-type]
+            progressbar=progress_enabled(progress),
+        )
+        save_posterior(tree, output)
+        summary = summarize(tree, strategies=reported, ci_prob=ci_prob)
+    summary["output"] = str(output)
+    summary["seed"] = seed
+
+    if json_output:
+        echo_json(summary)
+    else:
+        console = Console(soft_wrap=False)
+        for table in summary_tables(summary):
+            console.print(table)
+        console.print(f"Posterior written to {output} (seed {seed}).")
+    if strict and diagnostics:
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _default_output(data: Path, model_name: str) -> Path:
+    directory = Path("results")
+    directory.mkdir(exist_ok=True)
+    return directory / f"{data.stem}-{model_name}.nc"
