@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -179,12 +180,10 @@ def _interval(values: xr.DataArray, ci_prob: float) -> Any:
     """Mean and equal-tailed interval of ``values`` over the draws, nested like its dims."""
     tail = (1.0 - ci_prob) / 2.0
     draws = values.stack(sample=_SAMPLE_DIMS).transpose(..., "sample").to_numpy()
-    mean = (
-        np.nanmean(draws, axis=-1)
-        if np.isfinite(draws).any()
-        else np.full(draws.shape[:-1], np.nan)
-    )
-    lower, upper = np.nanquantile(draws, [tail, 1.0 - tail], axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: undefined quantities
+        mean = np.nanmean(draws, axis=-1)
+        lower, median, upper = np.nanquantile(draws, [tail, 0.5, 1.0 - tail], axis=-1)
 
     def entry(index: tuple[int, ...]) -> dict[str, float | None]:
         return {
