@@ -13,6 +13,7 @@ never a number.
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections.abc import Sequence
@@ -86,7 +87,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: the file is empty; expected a header row and one row per version")
 
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); "
@@ -98,6 +99,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from err
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(err)})") from err
+
+    _check_header(path)
+    return frame
+
+
+def _check_header(path: Path) -> None:
+    """Reject repeated column names, which pandas would silently rename to ``x.1``."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        header = [name.strip() for name in next(csv.reader(handle), [])]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: line 1: column name(s) {repeated!r} appear more than once; rename them"
+        )
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -329,7 +344,7 @@ class _Table:
         if same.any():
             first, second = sorted(order[[np.flatnonzero(same)[0], np.flatnonzero(same)[0] + 1]])
             raise self.fail(
-                f"{self.where(int(second))}: session {session[first]!r} has step "
+                f"{self.where(int(second))}: session {str(session[first])!r} has step "
                 f"{int(step[first])} twice (also on {self.where(int(first))}); each session "
                 "needs one row per step"
             )
@@ -344,7 +359,7 @@ class _Table:
             seen = list(dict.fromkeys(strategy[rows]))
             switch = rows[np.flatnonzero(strategy[rows] != strategy[rows[0]])[0]]
             raise self.fail(
-                f"{self.where(int(switch))}: session {name!r} changes strategy "
+                f"{self.where(int(switch))}: session {str(name)!r} changes strategy "
                 f"({' -> '.join(seen)}); a session follows one strategy, so give each part "
                 "its own session id"
             )
@@ -355,8 +370,8 @@ class _Table:
         if not_increasing.any():
             index = int(order[np.flatnonzero(not_increasing)[0] + 1])
             raise self.fail(
-                f"{self.where(index)}, column 'time': {time[index]!r} does not increase within "
-                f"session {session[index]!r}; time must grow strictly with step"
+                f"{self.where(index)}, column 'time': {float(time[index])!r} does not increase "
+                f"within session {str(session[index])!r}; time must grow strictly with step"
             )
 
 
