@@ -113,14 +113,14 @@ def test_invalid_tables_name_the_problem(tmp_path, text, match):
 
 def test_unknown_objective_lists_available(tmp_path):
     with pytest.raises(
-        DataError, match="unknown objective.*'speed'.*available objectives: security, efficiency"
+        DataError, match=r"unknown objective.*'speed'.*available objectives: security, efficiency"
     ):
         read_trajectories(write(tmp_path, GOOD), objectives=["speed"])
 
 
 def test_errors_name_the_file(tmp_path):
     path = write(tmp_path, "session,step,x\na,0,1\n", name="mine.csv")
-    with pytest.raises(DataError, match="mine.csv"):
+    with pytest.raises(DataError, match=r"mine\.csv"):
         read_trajectories(path)
 
 
