@@ -1,0 +1,146 @@
+"""``sdebayes baseline``: the published least-squares method with bootstrap intervals."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sdebayes.cli._app import app
+from sdebayes.cli._common import (
+    DataArgument,
+    ObjectivesOption,
+    StrategyOption,
+    echo_json,
+    parse_objectives,
+    terminal_warnings,
+)
+
+__all__ = ["baseline"]
+
+logger = logging.getLogger(__name__)
+
+
+@app.command()
+def baseline(
+    data: DataArgument = None,
+    strategy: StrategyOption = None,
+    objectives: ObjectivesOption = None,
+    n_bootstrap: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap",
+            "-b",
+            min=1,
+            help="Bootstrap resamples of sessions (within each strategy) for the intervals.",
+        ),
+    ] = 1000,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Seed of the bootstrap. Default: a fresh one, recorded in the output.",
+            show_default=False,
+        ),
+    ] = None,
+    ci_prob: Annotated[
+        float | None,
+        typer.Option(
+            help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary instead of tables.")
+    ] = False,
+) -> None:
+    """Fit each strategy by ordinary least squares, as the published study does.
+
+    One-step changes are regressed on [scores, 1], pooling the transitions of all sessions of
+    a strategy. The output has the derived quantities of `sdebayes sample` plus the observed
+    interference matrix; intervals come from resampling whole sessions. --json writes the
+    layout of `sample --json`, with the least-squares estimate as "mean".
+    """
+    from sdebayes.baseline import bootstrap, least_squares, summarize_baseline
+    from sdebayes.data import read_trajectories
+    from sdebayes.datasets import paper_sessions_path
+    from sdebayes.summary import check_strategies
+
+    if ci_prob is not None and not 0 < ci_prob < 1:
+        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    path = data if data is not None else paper_sessions_path()
+    trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
+    reported = check_strategies(list(dict.fromkeys(trajectories["strategy"].to_numpy())), strategy)
+    seed = seed if seed is not None else secrets.randbelow(2**31)
+
+    with terminal_warnings():
+        estimate = least_squares(trajectories)
+        replicates = bootstrap(trajectories, n_bootstrap, random_seed=seed)
+        summary = summarize_baseline(estimate, replicates, strategies=reported, ci_prob=ci_prob)
+    summary["seed"] = seed
+
+    if json_output:
+        echo_json(summary)
+        return
+    console = Console(soft_wrap=False)
+    percent = f"{100 * summary['ci_prob']:g}%"
+    for name, block in summary["strategies"].items():
+        console.print(_strategy_table(name, block, summary["data"]["objectives"], percent))
+    used = summary["bootstrap"]["used_resamples"]
+    console.print(
+        f"Intervals: {percent} percentiles of {used} bootstrap resamples of sessions "
+        f"(seed {seed}); the estimate column is least squares on all the data; interference "
+        "is the correlation of the observed one-step changes."
+    )
+
+
+def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], percent: str) -> Table:
+    table = Table(
+        title=f"Strategy {name}: least squares and {percent} bootstrap interval",
+        title_justify="left",
+    )
+    table.add_column("quantity")
+    for column in ("estimate", "lower", "upper"):
+        table.add_column(column, justify="right")
+
+    table.add_row("convergence rate  -max Re(eig A)", *_cells(block["convergence_rate"]))
+    table.add_row("discrete stability  |eig(I + A dt)|", *_cells(block["discrete_stability"]))
+    table.add_row("one-step R^2", *_cells(block["r2"]))
+    for i, (real, imag) in enumerate(
+        zip(block["eigenvalues_real"], block["eigenvalues_imag"], strict=True)
+    ):
+        order = " (slowest)" if i == 0 else ""
+        table.add_row(f"eigenvalue {i + 1}{order}, real part", *_cells(real))
+        table.add_row(f"eigenvalue {i + 1}{order}, imaginary part", *_cells(imag))
+
+    table.add_section()
+    for objective, entry in zip(objectives, block["equilibrium"], strict=True):
+        table.add_row(f"equilibrium {objective}", *_cells(entry))
+    table.add_section()
+    for i, row in enumerate(block["interference"]):
+        for j in range(i + 1, len(row)):
+            table.add_row(f"interference {objectives[i]} ~ {objectives[j]}", *_cells(row[j]))
+    table.add_section()
+    for i, row in enumerate(block["drift"]):
+        for j, entry in enumerate(row):
+            table.add_row(f"drift d{objectives[i]}/dt per {objectives[j]}", *_cells(entry))
+
+    table.add_section()
+    table.add_row("mode of the estimate", block["mode"], "", "")
+    for mode, share in block["mode_probabilities"].items():
+        table.add_row(f"share of resamples with mode = {mode}", f"{share:.3f}", "", "")
+    pareto = "yes" if block["pareto_optimal"] else "no"
+    table.add_row("equilibrium Pareto-optimal", pareto, "", "")
+    table.add_row("share of resamples Pareto-optimal", f"{block['pareto_probability']:.3f}", "", "")
+    return table
+
+
+def _cells(entry: dict[str, float | None]) -> tuple[str, ...]:
+    return tuple(
+        "undefined" if entry[key] is None else f"{entry[key]:.3f}"
+        for key in ("mean", "lower", "upper")
+    )
