@@ -10,3 +10,18 @@ import pytest
 def rng() -> np.random.Generator:
     """A freshly seeded generator, so every test draws the same numbers on every run."""
     return np.random.default_rng(20251012)
+
+
+@pytest.fixture(scope="session")
+def paper_fit():
+    """The default model fitted once to the bundled paper data with default settings.
+
+    Shared by every test that needs a posterior: the model compiles once per test session
+    (about 30 s warm, 2-3 minutes on a machine that never compiled it) and later fits with
+    the same shapes reuse it.
+    """
+    from sdebayes.data import read_trajectories
+    from sdebayes.datasets import paper_sessions_path
+    from sdebayes.fit import fit
+
+    return fit(read_trajectories(paper_sessions_path()), random_seed=11, progressbar=False)
