@@ -620,7 +620,7 @@ def _dataset(
 
 
 def _data_attrs(trajectories: xr.Dataset) -> dict[str, Any]:
-    versions = np.isfinite(trajectories["time"]).sum("step").to_numpy()
+    versions = trajectories["time"].notnull().sum("step").to_numpy()
     return {
         "method": "least_squares",
         "source": str(trajectories.attrs.get("source", "")),

@@ -371,3 +371,20 @@ def test_cli_missing_file_is_one_line_error(runner: CliRunner, tmp_path) -> None
     assert result.exit_code == 2, result.output
     assert result.stderr.strip().startswith("sdebayes: error:")
     assert "no such file" in result.stderr
+
+
+def test_sessions_with_one_version_take_no_part(rng: np.random.Generator) -> None:
+    table = simulate_sessions(paper_scenario(), 4, 5, random_seed=rng)
+    lonely = table[table["session"] == "EF-0000"].iloc[:1].assign(session="EF-lonely")
+    trajectories = trajectories_from_frame(pd.concat([table, lonely]), source="lonely")
+    reference = least_squares(trajectories_from_frame(table, source="reference"))
+
+    estimate = least_squares(trajectories)
+    replicates = bootstrap(trajectories, 30, random_seed=4)
+    assert estimate.attrs["sessions_without_transitions"] == 1
+    assert int(estimate["n_sessions"].sel(strategy="EF")) == 4
+    assert_allclose(estimate["drift"], reference["drift"], rtol=0, atol=1e-12)
+    xr.testing.assert_allclose(
+        replicates["drift"],
+        bootstrap(trajectories_from_frame(table, source="reference"), 30, random_seed=4)["drift"],
+    )
