@@ -15,10 +15,11 @@ intercept. The likelihood is evaluated from per-strategy sufficient statistics
 
 The drift matrices are pooled according to the specification:
 
-* ``partial``: :math:`A_s \sim \mathcal{N}(A_{pop}, \tau)` entrywise with
-  :math:`\tau \sim \text{HalfNormal}`, sampled either centred (``drift_strategy``) or
-  non-centred (:math:`A_s = A_{pop} + \tau Z_s`, :math:`Z_s \sim \mathcal{N}(0, 1)`, the
-  variable ``drift_offset``), as the specification's ``parameterization`` says.
+* ``partial``: :math:`A_s \sim \mathcal{N}(A_{pop}, \tau)` entrywise with one spread
+  :math:`\tau \sim \text{HalfNormal}` for the diagonal and one for the off-diagonal
+  entries, sampled either centred (``drift_strategy``) or non-centred
+  (:math:`A_s = A_{pop} + \tau Z_s`, :math:`Z_s \sim \mathcal{N}(0, 1)`, the variable
+  ``drift_offset``), as the specification's ``parameterization`` says.
 * ``complete``: one :math:`A` for all strategies.
 * ``none``: independent :math:`A_s` with the population prior.
 
@@ -71,6 +72,7 @@ def build_model(statistics: xr.Dataset, spec: ModelSpec) -> pm.Model:
         "objective": statistics["objective"].to_numpy(),
         "source": statistics["objective"].to_numpy(),
         "other": statistics["objective"].to_numpy(),
+        "entry": ["diagonal", "off_diagonal"],
     }
     with pm.Model(coords=coords) as model:
         data = {
@@ -104,7 +106,13 @@ def _drift(spec: ModelSpec, n_strategies: int, n_objectives: int) -> pt.TensorVa
         shared = pt.broadcast_to(population, (n_strategies, n_objectives, n_objectives))
         return pm.Deterministic("drift_standardised", shared, dims=dims)
 
-    spread = pm.HalfNormal("drift_spread", spec.drift_spread.sigma)
+    spread_prior = spec.drift_spread
+    spread = pm.HalfNormal(
+        "drift_spread",
+        np.array([spread_prior.diagonal_sigma, spread_prior.off_diagonal_sigma]),
+        dims="entry",
+    )
+    spread = spread[0] * eye + spread[1] * (1.0 - eye)
     if spec.parameterization == "centred":
         strategy_drift = pm.Normal("drift_strategy", population, spread, dims=dims)
         return pm.Deterministic("drift_standardised", strategy_drift, dims=dims)

@@ -37,30 +37,35 @@ Parameterization = Literal["centred", "noncentred"]
 class DriftPrior:
     """Normal prior of the (population) drift matrix, in standardised units per unit time."""
 
-    diagonal_mu: float = -0.5
-    diagonal_sigma: float = 0.5
-    off_diagonal_sigma: float = 0.3
+    diagonal_mu: float = -0.6
+    diagonal_sigma: float = 0.35
+    off_diagonal_sigma: float = 0.15
 
 
 @dataclass(frozen=True)
 class SpreadPrior:
-    """HalfNormal prior of the spread ``tau`` of strategy drift matrices around the population."""
+    """HalfNormal priors of the spread of strategy drift matrices around the population.
 
-    sigma: float = 0.3
+    One spread for the diagonal entries (how fast each objective settles differs a lot
+    between strategies) and one for the off-diagonal couplings.
+    """
+
+    diagonal_sigma: float = 0.25
+    off_diagonal_sigma: float = 0.1
 
 
 @dataclass(frozen=True)
 class CentreDriftPrior:
     """Normal(0, sigma) prior of the expected change at each strategy's mean state."""
 
-    sigma: float = 1.0
+    sigma: float = 0.3
 
 
 @dataclass(frozen=True)
 class DiffusionPrior:
     """Priors of the diffusion: HalfNormal standard deviations, LKJ correlations, a floor."""
 
-    sd_sigma: float = 1.0
+    sd_sigma: float = 0.5
     eta: float = 2.0
     floor: float = 0.01
 

@@ -36,7 +36,7 @@ def test_a_path_loads_like_a_name():
         ({"model": {"pooling": "some"}}, "pooling = 'some' is invalid; use 'partial'"),
         ({"model": {"parameterization": "x"}}, "parameterization = 'x' is invalid"),
         (
-            {"model": {"pooling": "none"}, "priors": {"drift_spread": {"sigma": 1.0}}},
+            {"model": {"pooling": "none"}, "priors": {"drift_spread": {"diagonal_sigma": 1.0}}},
             r"\[priors.drift_spread\] only applies to pooling = 'partial'",
         ),
         ({"priors": []}, r"\[priors\] must be a table"),
