@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # The first interpreter found that is Python >= 3.12 (PyMC 6 and ArviZ 1 need it).
 # Override with `make PYTHON=/path/to/python3.12 ...`.
-PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
+PYTHON ?= $(shell for p in python3.12 python3 python3.13 python; do \
 	  command -v $$p >/dev/null 2>&1 && \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && \
 	  { echo $$p; break; }; done)
@@ -17,10 +17,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@if [ -z "$(PYTHON)" ]; then \
-	  echo "error: sdebayes needs Python >= 3.12 and none was found on PATH" \
-	       "(tried python3.13, python3.12, python3, python)." >&2; \
-	  echo "       Install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12'." >&2; \
+	@if [ -z "$(PYTHON)" ] || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	  echo "error: sdebayes needs Python >= 3.12 (PyMC 6, ArviZ 1); none found on PATH (looked for python3.12, python3, python3.13, python; PYTHON=$(PYTHON))." >&2; \
+	  echo "       Install one (e.g. 'pyenv install 3.12') or run 'make PYTHON=/path/to/python3.12 ...'." >&2; \
 	  exit 1; \
 	fi
 	$(PYTHON) -m venv $(VENV)

@@ -33,6 +33,7 @@ DataArgument = Annotated[
         ),
         show_default=False,
         dir_okay=True,
+        metavar="DATA",
     ),
 ]
 
@@ -43,6 +44,7 @@ StrategyOption = Annotated[
         "-s",
         help="Strategy to report; repeat for several. Default: every strategy.",
         show_default=False,
+        metavar="NAME",
     ),
 ]
 
@@ -56,6 +58,7 @@ ObjectivesOption = Annotated[
             "time and parse_ok."
         ),
         show_default=False,
+        metavar="A,B,...",
     ),
 ]
 

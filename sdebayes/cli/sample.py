@@ -37,33 +37,39 @@ def sample(
         typer.Option(
             "--model",
             "-m",
+            metavar="NAME|TOML",
             help="Bundled model (hierarchical, pooled, unpooled) or path of a model TOML file.",
         ),
     ] = "hierarchical",
     draws: Annotated[
-        int, typer.Option(min=1, help="Posterior draws per chain, after tuning.")
+        int, typer.Option(min=1, metavar="N", help="Posterior draws per chain, after tuning.")
     ] = 1000,
     tune: Annotated[
-        int, typer.Option(min=1, help="Tuning (warm-up) iterations per chain, discarded.")
+        int,
+        typer.Option(min=1, metavar="N", help="Tuning (warm-up) iterations per chain, discarded."),
     ] = 1000,
-    chains: Annotated[int, typer.Option(min=1, help="Independent chains (R-hat needs 2+).")] = 4,
+    chains: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Independent chains (R-hat needs 2+).")
+    ] = 4,
     seed: Annotated[
         int | None,
         typer.Option(
             min=0,
+            metavar="N",
             help="Random seed. Default: a fresh one, recorded in the output file and summary.",
             show_default=False,
         ),
     ] = None,
     sampler: Annotated[
         str,
-        typer.Option(help="NUTS implementation: nutpie, numpyro or pymc."),
+        typer.Option(metavar="NAME", help="NUTS implementation: nutpie, numpyro or pymc."),
     ] = "nutpie",
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="PATH",
             help="Posterior NetCDF file. Default: results/<data name>-<model name>.nc.",
             show_default=False,
         ),
@@ -71,6 +77,7 @@ def sample(
     ci_prob: Annotated[
         float | None,
         typer.Option(
+            metavar="P",
             help="Probability of the credible intervals. Default: ArviZ's stats.ci_prob (0.89).",
             show_default=False,
         ),
