@@ -410,7 +410,7 @@ def summarize_baseline(
         resampled = list(map(str, replicates[coordinate].to_numpy()))
         if fitted != resampled:
             raise ValueError(
-                f"estimate has {coordinate}s {fitted!r} but replicates have {resampled!r}; "
+                f"estimate has {coordinate} {fitted!r} but replicates have {resampled!r}; "
                 "pass the results of least_squares and bootstrap on the same data"
             )
     available = list(map(str, estimate["strategy"].to_numpy()))

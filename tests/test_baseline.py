@@ -296,7 +296,10 @@ def test_summary_rejects_mismatched_inputs(
     paper_trajectories: xr.Dataset, paper_estimate: xr.Dataset
 ) -> None:
     replicates = bootstrap(paper_trajectories, 20, random_seed=2, strategies=["EF"])
-    with pytest.raises(ValueError, match="estimate has strategys"):
+    with pytest.raises(
+        ValueError,
+        match=r"estimate has strategy \['EF', 'SF', 'FF', 'AI'\] but replicates have \['EF'\]",
+    ):
         summarize_baseline(paper_estimate, replicates)
     with pytest.raises(DataError, match="available strategies"):
         summarize_baseline(paper_estimate, bootstrap(paper_trajectories, 20), strategies=["X"])
