@@ -73,11 +73,12 @@ def walk_scope(scope: ast.AST) -> Iterator[ScopedNode]:
     their bodies belong to their own scope. The iterable of a ``for`` loop and of the first
     generator of a comprehension is evaluated once, outside the loop.
     """
-    if isinstance(scope, ast.Lambda):
-        start = [scope.body]
-    else:
-        start = list(getattr(scope, "body", []))
-    stack = [(node, 0, ()) for node in reversed(start)]
+    start: list[ast.AST] = (
+        [scope.body] if isinstance(scope, ast.Lambda) else list(getattr(scope, "body", []))
+    )
+    stack: list[tuple[ast.AST, int, tuple[str | None, ...]]] = [
+        (node, 0, ()) for node in reversed(start)
+    ]
 
     while stack:
         node, depth, keys = stack.pop()
@@ -91,33 +92,33 @@ def _children(
     node: ast.AST, depth: int, keys: tuple[str | None, ...]
 ) -> Iterator[tuple[ast.AST, int, tuple[str | None, ...]]]:
     if isinstance(node, ast.For | ast.AsyncFor):
-        inner = (*keys, sequence_key(node.iter))
         yield node.target, depth, keys
         yield node.iter, depth, keys
-        for child in node.body:
-            yield child, depth + 1, inner
-        for child in node.orelse:
-            yield child, depth, keys
+        body_keys = (*keys, sequence_key(node.iter))
+        for statement in node.body:
+            yield statement, depth + 1, body_keys
+        for statement in node.orelse:
+            yield statement, depth, keys
     elif isinstance(node, ast.While):
-        inner = (*keys, None)
-        yield node.test, depth + 1, inner
-        for child in node.body:
-            yield child, depth + 1, inner
-        for child in node.orelse:
-            yield child, depth, keys
+        body_keys = (*keys, None)
+        yield node.test, depth + 1, body_keys
+        for statement in node.body:
+            yield statement, depth + 1, body_keys
+        for statement in node.orelse:
+            yield statement, depth, keys
     elif isinstance(node, COMPREHENSION_TYPES):
-        level, inner = depth, keys
+        level, level_keys = depth, keys
         for generator in node.generators:
-            yield generator.iter, level, inner
-            level, inner = level + 1, (*inner, sequence_key(generator.iter))
-            yield generator.target, level, inner
+            yield generator.iter, level, level_keys
+            level, level_keys = level + 1, (*level_keys, sequence_key(generator.iter))
+            yield generator.target, level, level_keys
             for condition in generator.ifs:
-                yield condition, level, inner
+                yield condition, level, level_keys
         if isinstance(node, ast.DictComp):
-            yield node.key, level, inner
-            yield node.value, level, inner
+            yield node.key, level, level_keys
+            yield node.value, level, level_keys
         else:
-            yield node.elt, level, inner
+            yield node.elt, level, level_keys
     else:
         for child in ast.iter_child_nodes(node):
             yield child, depth, keys

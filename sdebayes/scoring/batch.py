@@ -571,18 +571,18 @@ def _run_pool(
         if lost:
             logger.warning("a worker process died; %d programs will be retried", len(suspects))
 
-    pool = None
+    single: ProcessPoolExecutor | None = None
     try:
         for item in suspects:
-            pool = pool or _new_pool(1)
-            lost, _ = _drive(pool, task, [[item]], 1, collect)
+            single = single or _new_pool(1)
+            lost, _ = _drive(single, task, [[item]], 1, collect)
             if lost:
                 collect([(item[0], _crashed(scorers, "the worker process died twice on it"))])
-                pool.shutdown(wait=True)
-                pool = None
+                single.shutdown(wait=True)
+                single = None
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if single is not None:
+            single.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager

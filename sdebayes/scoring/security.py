@@ -326,7 +326,7 @@ def _is_trivial(handler: ast.ExceptHandler) -> bool:
 
 def _dangerous_calls(program: Program) -> list[dict[str, Any]]:
     """List calls that execute code, run a shell or unpickle data, with their lines."""
-    aliases = import_aliases(program.tree, program.nodes)
+    aliases = import_aliases(program.tree, program.nodes) if program.tree else {}
     found = []
     for node in program.nodes:
         if not isinstance(node, ast.Call):
