@@ -79,7 +79,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        # mkstemp creates the file readable by its owner only; give it the usual permissions.
+        temporary.chmod(0o666 & ~_umask())
         os.replace(temporary, path)
         logger.debug("wrote %s", path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """Return the process umask (reading it requires setting it, so set it straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

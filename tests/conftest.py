@@ -6,6 +6,15 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _single_threaded_blas():
+    """Run tests as the command line runs: BLAS on one thread (see sdebayes.cli._app)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A freshly seeded generator, so every test draws the same numbers on every run."""
