@@ -86,17 +86,12 @@ def time_steps(tree: xr.DataTree) -> np.ndarray:
         Sorted distinct values of ``dt`` (``[1.0]`` for unit steps), rounded to 1e-9.
     """
     time = tree["observed_data"]["time"].to_numpy()
-    steps = []
-    for row in time:
-        observed = row[np.isfinite(row)]
-        steps.append(np.diff(observed))
-    values = np.concatenate(steps) if steps else np.array([1.0])
+    values = np.concatenate([np.diff(row[np.isfinite(row)]) for row in time] + [[]])
     return np.unique(np.round(values, 9)) if values.size else np.array([1.0])
 
 
 def _rate_unit(tree: xr.DataTree) -> str:
-    steps = time_steps(tree)
-    return "per step" if np.allclose(steps, 1.0) else "per unit of time"
+    return "per step" if np.allclose(time_steps(tree), 1.0) else "per unit of time"
 
 
 def _strategies(tree: xr.DataTree, strategies: Sequence[str] | None) -> list[str]:
@@ -284,28 +279,33 @@ def plot_eigenvalues(
     axes = figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
     n_eigen = next(iter(real.values())).shape[-1]
     shades = ["#08306b", "#4292c6", "#9ecae1", "#c6dbef", "#deebf7"]
+    # slowest eigenvalues crowded near 0 (rates below a quarter of 1/dt): magnify them
+    slow_low = min(float(np.quantile(values[:, 0], 0.002)) for values in real.values())
+    slow_high = max(float(np.quantile(values[:, 0], 0.998)) for values in real.values())
+    span = max(max(slow_high, 0.0) - slow_low, 1e-3)
+    zoom = -slow_low < 0.25 * radius
+    zoom_x = (slow_low - 0.3 * span, max(slow_high, 0.0) + 0.3 * span)
+    zoom_y = max(0.3 * span, max(float(np.quantile(np.abs(v[:, 0]), 0.998)) for v in imag.values()))
     for axis, name in zip(axes, names, strict=False):
         chosen = _thin(real[name].shape[0], n_points)
-        for k in range(n_eigen - 1, -1, -1):
-            color = shades[min(k, len(shades) - 1)]
-            axis.scatter(
-                real[name][chosen, k], imag[name][chosen, k], s=6, lw=0, c=color, alpha=0.5
-            )
-        if not exact:
-            for dt in steps:
-                axis.add_patch(Circle((-1 / dt, 0), 1 / dt, facecolor="tab:green", alpha=0.08))
-                axis.add_patch(
-                    Circle((-1 / dt, 0), 1 / dt, fill=False, color="tab:green", lw=1.2, ls="--")
-                )
-        axis.axvline(0, color="black", lw=1.2)
-        axis.axhline(0, color="0.6", lw=0.6)
+        panels = [axis]
+        if zoom:
+            inset = axis.inset_axes((0.05, 0.56, 0.44, 0.36))
+            inset.set_xlim(*zoom_x)
+            inset.set_ylim(-1.2 * zoom_y, 1.2 * zoom_y)
+            inset.yaxis.tick_right()
+            inset.tick_params(labelsize=6)
+            inset.set_title("slowest eigenvalues, magnified", fontsize=7)
+            axis.indicate_inset_zoom(inset, edgecolor="0.3")
+            panels.append(inset)
+        for panel in panels:
+            _draw_plane(panel, real[name][chosen], imag[name][chosen], shades, steps, exact)
         rate = -real[name][:, 0]
         unstable = float(np.mean(rate < 0))
         axis.set_title(
             f"{name}: median rate {np.median(rate):.3f}, P(rate < 0) = {unstable:.2f}",
             fontsize=10,
         )
-        axis.grid(alpha=0.3)
         axis.set_xlim(left, right)
         axis.set_ylim(-extent, extent)
         axis.set_aspect("equal", adjustable="box")
@@ -336,6 +336,29 @@ def plot_eigenvalues(
         fontsize=11,
     )
     return figure
+
+
+def _draw_plane(
+    axis: Axes,
+    real: np.ndarray,
+    imag: np.ndarray,
+    shades: list[str],
+    steps: np.ndarray,
+    exact: bool,
+) -> None:
+    """Eigenvalue draws (slowest on top), Euler discs and the line Re = 0 on one axis."""
+    for k in range(real.shape[-1] - 1, -1, -1):
+        color = shades[min(k, len(shades) - 1)]
+        axis.scatter(real[:, k], imag[:, k], s=6, lw=0, c=color, alpha=0.5)
+    if not exact:
+        for dt in steps:
+            axis.add_patch(Circle((-1 / dt, 0), 1 / dt, facecolor="tab:green", alpha=0.08))
+            axis.add_patch(
+                Circle((-1 / dt, 0), 1 / dt, fill=False, color="tab:green", lw=1.2, ls="--")
+            )
+    axis.axvline(0, color="black", lw=1.2)
+    axis.axhline(0, color="0.6", lw=0.6)
+    axis.grid(alpha=0.3)
 
 
 def plot_interference(
@@ -945,22 +968,12 @@ def iter_figures(
     yield "equilibria", plot_equilibria(tree, strategies, ci_prob=ci_prob)
     yield "ppc_pvalues", plot_ppc_pvalues(check)
     for name in STATISTICS:
-        if name == "final_pit":
-            yield "ppc_final_pit", plot_final_pit(check)
-        else:
-            yield f"ppc_{name}", plot_ppc_statistic(check, name)
+        figure = plot_final_pit(check) if name == "final_pit" else plot_ppc_statistic(check, name)
+        yield f"ppc_{name}", figure
 
 
 def prepare_directory(directory: str | Path) -> Path:
-    """Create ``directory`` if needed and check that it can be written.
-
-    Parameters
-    ----------
-    directory : str or Path
-
-    Returns
-    -------
-    Path
+    """Create ``directory`` if needed (its parent must exist); return it once writable.
 
     Raises
     ------
