@@ -763,7 +763,7 @@ def plot_ppc_statistic(check: PosteriorPredictiveCheck, statistic: str) -> Figur
             )
         else:
             axis.axvline(observed[0], color="black", lw=2, label="observed")
-        axis.margins(x=0.08)
+        axis.margins(x=0.08, y=0.18)
         left = np.nanmean(observed) > np.nanmedian(replicated)
         axis.text(
             0.03 if left else 0.97,
