@@ -195,10 +195,12 @@ def plot_trajectories(
             for label in sessions:
                 these = mine & (session == label)
                 axis.plot(step[these], scores[these, col], color="0.35", lw=0.6, alpha=0.45)
-            for bound in (low_score[col], high_score[col]):
-                axis.axhline(bound, color="0.3", lw=0.8, ls=":")
             axis.plot(steps, mean_rep, color=color, lw=2)
             axis.plot(steps, mean_obs, color="black", lw=1.4, ls="--", marker="o", ms=3)
+            view = axis.get_ylim()  # the score range is drawn only where it falls in view
+            for bound in (low_score[col], high_score[col]):
+                axis.axhline(bound, color="0.3", lw=0.8, ls=":")
+            axis.set_ylim(view)
             axis.set_title(f"{name}: {objective}", fontsize=10)
             if col == 0:
                 axis.set_ylabel("score (objective's units)")
