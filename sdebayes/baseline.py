@@ -45,19 +45,16 @@ import xarray as xr
 
 from sdebayes import dynamics
 from sdebayes._warnings import warn
-from sdebayes.data import transitions
+from sdebayes.data import objective_bounds, transitions
 from sdebayes.exceptions import DataError, DiagnosticWarning
-from sdebayes.simulate import objective_bounds
 from sdebayes.specs import DynamicsSettings
 from sdebayes.summary import (
-    _MATRICES,
-    _SCALARS,
-    _VECTORS,
+    INTERVAL_QUANTITIES,
     SCHEMA,
-    _ci_prob,
-    _number,
-    _strategy_block,
     check_strategies,
+    json_number,
+    resolve_ci_prob,
+    summarize_draws,
 )
 
 __all__ = ["PUBLISHED", "bootstrap", "least_squares", "summarize_baseline"]
@@ -404,7 +401,7 @@ def summarize_baseline(
     >>> sorted(summary["strategies"]["EF"]["convergence_rate"])
     ['lower', 'mean', 'median', 'upper']
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     for coordinate in ("strategy", "objective"):
         fitted = list(map(str, estimate[coordinate].to_numpy()))
         resampled = list(map(str, replicates[coordinate].to_numpy()))
@@ -447,8 +444,8 @@ def summarize_baseline(
 
 
 def _baseline_block(point: xr.Dataset, draws: xr.Dataset, ci_prob: float) -> dict[str, Any]:
-    block = _strategy_block(draws, ci_prob)
-    for name in _MATRICES + _VECTORS + _SCALARS:
+    block = summarize_draws(draws, ci_prob)
+    for name in INTERVAL_QUANTITIES:
         block[name] = _with_point(block[name], point[name].to_numpy())
 
     ordered: dict[str, Any] = {}
@@ -464,7 +461,7 @@ def _baseline_block(point: xr.Dataset, draws: xr.Dataset, ci_prob: float) -> dic
 def _with_point(entries: Any, point: np.ndarray) -> Any:
     """Put the point estimate in the ``mean`` slot of each (nested) interval entry."""
     if isinstance(entries, dict):
-        return {**entries, "mean": _number(float(point))}
+        return {**entries, "mean": json_number(float(point))}
     return [_with_point(entry, value) for entry, value in zip(entries, point, strict=True)]
 
 

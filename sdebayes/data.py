@@ -28,6 +28,7 @@ from sdebayes.exceptions import DataError
 __all__ = [
     "ID_COLUMNS",
     "METADATA_COLUMNS",
+    "objective_bounds",
     "read_table",
     "read_trajectories",
     "trajectories_from_frame",
@@ -432,7 +433,7 @@ def transitions(trajectories: xr.Dataset) -> xr.Dataset:
     >>> from sdebayes.datasets import paper_sessions_path
     >>> steps = transitions(read_trajectories(paper_sessions_path()))
     >>> int(steps.sizes["transition"])
-    3600
+    4000
     """
     scores = trajectories["scores"].to_numpy()
     time = trajectories["time"].to_numpy()
@@ -458,3 +459,10 @@ def transitions(trajectories: xr.Dataset) -> xr.Dataset:
         },
         attrs=dict(trajectories.attrs),
     )
+
+
+def objective_bounds(trajectories: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest observed score of each objective (the default score range)."""
+    scores = trajectories["scores"]
+    dims = [dim for dim in scores.dims if dim != "objective"]
+    return scores.min(dims).to_numpy(), scores.max(dims).to_numpy()

@@ -158,22 +158,38 @@ def correlation(covariance: np.ndarray, zero_diagonal: bool = False) -> np.ndarr
 
 
 def implied_interference(
-    drift: np.ndarray, diffusion_cov: np.ndarray, state_cov: np.ndarray
+    drift: np.ndarray,
+    diffusion_cov: np.ndarray,
+    state_cov: np.ndarray,
+    discretization: Discretization = "euler",
 ) -> np.ndarray:
-    r"""Interference implied by the model at the observed states (dt = 1).
+    r"""Interference implied by the model at the observed states, over one unit of time.
 
     Parameters
     ----------
     drift, diffusion_cov : numpy.ndarray, shape (..., n, n)
     state_cov : numpy.ndarray, shape (..., n, n)
         Empirical covariance of the states the transitions start from.
+    discretization : {"euler", "exact"}, default="euler"
+        Euler: the change is :math:`A x + b + \varepsilon` with covariance
+        :math:`A C_x A^\top + \Sigma`; exact: :math:`(F - I) C_x (F - I)^\top + Q` with
+        :math:`F = e^{A}` and :math:`Q` the exact one-step covariance.
 
     Returns
     -------
     numpy.ndarray, shape (..., n, n)
-        :math:`\operatorname{corr}(A C_x A^\top + \Sigma)` with a zero diagonal.
+        The correlation matrix of the changes with a zero diagonal.
     """
-    change_cov = drift @ state_cov @ np.swapaxes(drift, -1, -2) + diffusion_cov
+    if discretization == "exact":
+        from sdebayes.transitions import exact_moments
+
+        centre = np.zeros(drift.shape[:-1])
+        transition, _, noise = exact_moments(drift, centre, diffusion_cov, np.array([1.0]))
+        change_matrix = transition[..., 0, :, :] - np.eye(drift.shape[-1])
+        noise = noise[..., 0, :, :]
+    else:
+        change_matrix, noise = drift, diffusion_cov
+    change_cov = change_matrix @ state_cov @ np.swapaxes(change_matrix, -1, -2) + noise
     return correlation(change_cov, zero_diagonal=True)
 
 
@@ -288,57 +304,6 @@ def standardised_coefficients(
     return drift_standardised, centre_drift
 
 
-def residual_scatter(
-    drift_standardised: np.ndarray, centre_drift: np.ndarray, statistics: xr.Dataset
-) -> np.ndarray:
-    """Residual scatter :math:`R(B)` of the standardised regression, per strategy."""
-    coefficients = np.concatenate(
-        [np.swapaxes(drift_standardised, -1, -2), centre_drift[..., None, :]], axis=-2
-    )
-    s_zz = statistics["s_zz"].to_numpy()
-    s_zy = statistics["s_zy"].to_numpy()
-    cross = np.swapaxes(coefficients, -1, -2) @ s_zy
-    fitted = np.swapaxes(coefficients, -1, -2) @ s_zz @ coefficients
-    return statistics["s_yy"].to_numpy() - cross - np.swapaxes(cross, -1, -2) + fitted
-
-
-def one_step_r2(
-    drift_standardised: np.ndarray, centre_drift: np.ndarray, statistics: xr.Dataset
-) -> np.ndarray:
-    """Pooled one-step :math:`R^2` per strategy, objectives weighted in their own units."""
-    weight = statistics["scale"].to_numpy() ** 2
-    residual = residual_scatter(drift_standardised, centre_drift, statistics)
-    n = statistics["n_transitions"].to_numpy()[:, None]
-    y_sum = statistics["y_sum"].to_numpy()
-    total = np.diagonal(statistics["s_yy"].to_numpy(), axis1=-2, axis2=-1) - y_sum**2 / n
-    explained = np.diagonal(residual, axis1=-2, axis2=-1)
-    return 1.0 - (explained * weight).sum(axis=-1) / (total * weight).sum(axis=-1)
-
-
-def loglik(
-    drift_standardised: np.ndarray,
-    centre_drift: np.ndarray,
-    diffusion_chol: np.ndarray,
-    statistics: xr.Dataset,
-) -> np.ndarray:
-    r"""Log density of each strategy's observed changes, in the objectives' own units.
-
-    The NumPy twin of :func:`sdebayes.model.transition_loglik` plus the Jacobian of the
-    standardisation and of the division by :math:`\sqrt{\Delta t}`, so that it equals the sum
-    of per-transition multivariate normal log densities of the raw changes.
-    """
-    residual = residual_scatter(drift_standardised, centre_drift, statistics)
-    n = statistics["n_transitions"].to_numpy()
-    n_objectives = residual.shape[-1]
-    cov = diffusion_chol @ np.swapaxes(diffusion_chol, -1, -2)
-    trace = np.trace(np.linalg.solve(cov, residual), axis1=-2, axis2=-1)
-    log_det = np.log(np.diagonal(diffusion_chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    standardised = -0.5 * n * n_objectives * np.log(2 * np.pi) - n * log_det - 0.5 * trace
-    jacobian = n * np.log(statistics["scale"].to_numpy()).sum()
-    jacobian = jacobian + 0.5 * n_objectives * statistics["log_dt_sum"].to_numpy()
-    return standardised - jacobian
-
-
 def derived_quantities(
     drift: np.ndarray,
     intercept: np.ndarray,
@@ -377,12 +342,13 @@ def derived_quantities(
         ``discrete_stability``, ``mode``, ``equilibrium``, ``equilibrium_condition``,
         ``interference``, ``r2``, ``pareto_optimal`` and ``loglik``.
     """
+    from sdebayes.transitions import fit_measures
+
     real, imag = sorted_eigenvalues(drift)
     point, condition = equilibrium(drift, intercept)
-    drift_standardised, centre_drift = standardised_coefficients(drift, intercept, statistics)
     scale = statistics["scale"].to_numpy()
     state_cov = statistics["state_cov"].to_numpy() * scale[:, None] * scale[None, :]
-    chol_standardised = np.linalg.cholesky(diffusion_cov / (scale[:, None] * scale[None, :]))
+    r2, loglik = fit_measures(drift, intercept, diffusion_cov, statistics, discretization)
 
     sample = tuple(sample_dims)
     strategy = (*sample, "strategy")
@@ -399,13 +365,13 @@ def derived_quantities(
         "mode": (strategy, classify_modes(real, imag, point, bounds, settings)),
         "equilibrium": ((*strategy, "objective"), point),
         "equilibrium_condition": (strategy, condition),
-        "interference": (matrix, implied_interference(drift, diffusion_cov, state_cov)),
-        "r2": (strategy, one_step_r2(drift_standardised, centre_drift, statistics)),
-        "pareto_optimal": (strategy, pareto_optimal(point)),
-        "loglik": (
-            strategy,
-            loglik(drift_standardised, centre_drift, chol_standardised, statistics),
+        "interference": (
+            matrix,
+            implied_interference(drift, diffusion_cov, state_cov, discretization),
         ),
+        "r2": (strategy, r2),
+        "pareto_optimal": (strategy, pareto_optimal(point)),
+        "loglik": (strategy, loglik),
     }
     dataset = xr.Dataset(
         {name: xr.Variable(dims, array) for name, (dims, array) in values.items()},

@@ -24,12 +24,12 @@ import numpy as np
 import xarray as xr
 
 from sdebayes import __version__, dynamics
-from sdebayes.data import transitions
+from sdebayes.data import objective_bounds, transitions
 from sdebayes.diagnostics import diagnose
 from sdebayes.model import DATA_NAMES, build_model
-from sdebayes.simulate import objective_bounds
 from sdebayes.specs import ModelSpec, load_spec
 from sdebayes.sufficient_stats import standardization, sufficient_statistics
+from sdebayes.transitions import choose_discretization, typical_step
 
 __all__ = [
     "SAMPLERS",
@@ -56,6 +56,9 @@ def fit(
     sampler: Sampler = "nutpie",
     progressbar: bool = True,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    discretization: Literal["auto", "euler", "exact"] = "auto",
+    standardize: bool = True,
+    centre_states: bool = True,
 ) -> xr.DataTree:
     """Sample the posterior of the SDE model for every strategy in ``trajectories``.
 
@@ -81,6 +84,21 @@ def fit(
     bounds : tuple of numpy.ndarray, optional
         Lowest and highest possible score per objective, used to flag equilibria outside the
         score range. Default: the observed range of each objective.
+    discretization : {"auto", "euler", "exact"}, default="auto"
+        Transition density: Euler-Maruyama (the published model) or the exact transition of
+        the linear SDE. ``auto`` picks ``exact`` when the data have a ``time`` column or
+        uneven time steps (a skipped step counts) and ``euler`` otherwise. The choice is
+        recorded in ``attrs["discretization"]``.
+    standardize : bool, default=True
+        Fit the objectives divided by their standard deviations (see
+        :func:`sdebayes.sufficient_stats.standardization`), so that one prior suits any
+        scale. ``False`` fits the scores as they are, with the priors read in the
+        objectives' own units; simulation-based calibration needs it, because there the data
+        are drawn from the priors themselves.
+    centre_states : bool, default=True
+        Sample the drift at each strategy's mean state (``c_s``) rather than the intercept,
+        which decorrelates the posterior. ``False`` samples the intercept ``b_s`` with the
+        ``c_s`` prior (again for simulation-based calibration).
 
     Returns
     -------
@@ -103,24 +121,40 @@ def fit(
     spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     steps = transitions(trajectories)
-    location, scale = standardization(trajectories)
+    if standardize:
+        location, scale = standardization(trajectories)
+    else:
+        location = np.zeros(trajectories.sizes["objective"])
+        scale = np.ones(trajectories.sizes["objective"])
     strategies = list(dict.fromkeys(trajectories["strategy"].to_numpy()))
-    statistics = sufficient_statistics(steps, location, scale, strategies)
+    statistics = sufficient_statistics(steps, location, scale, strategies, centre_states)
+    discretization = choose_discretization(trajectories, statistics, discretization)
     logger.info(
-        "fitting %s model: %d strategies, %d transitions",
+        "fitting %s model (%s transitions): %d strategies, %d transitions",
         spec.name,
+        discretization,
         len(strategies),
         int(statistics["n_transitions"].sum()),
     )
 
-    raw, timings = _sample(statistics, spec, draws, tune, chains, random_seed, sampler, progressbar)
+    raw, timings = _sample(
+        statistics, spec, discretization, draws, tune, chains, random_seed, sampler, progressbar
+    )
     seconds = timings["sampling_seconds"]
 
     bounds = bounds if bounds is not None else objective_bounds(trajectories)
-    posterior = _with_derived_quantities(raw["posterior"].to_dataset(), statistics, spec, bounds)
+    posterior = _with_derived_quantities(
+        raw["posterior"].to_dataset(), statistics, spec, bounds, discretization
+    )
     tree = _assemble(posterior, raw["sample_stats"].to_dataset(), trajectories, statistics)
     tree.attrs.update(
         _provenance(trajectories, spec, sampler, draws, tune, chains, random_seed, timings)
+    )
+    tree.attrs.update(
+        discretization=discretization,
+        typical_dt=typical_step(statistics),
+        standardize=int(standardize),
+        centre_states=int(centre_states),
     )
     tree.attrs["diagnostics"] = json.dumps(diagnose(tree, sampler=sampler, seconds=seconds))
     return tree
@@ -135,6 +169,7 @@ def _check_positive(**values: int) -> None:
 def _sample(
     statistics: xr.Dataset,
     spec: ModelSpec,
+    discretization: Literal["euler", "exact"],
     draws: int,
     tune: int,
     chains: int,
@@ -151,8 +186,15 @@ def _sample(
         import nutpie
 
         started = time.perf_counter()
-        compiled = _compiled_nutpie(statistics, spec)
-        compiled = compiled.with_data(**{name: statistics[name].to_numpy() for name in DATA_NAMES})
+        compiled = _compiled_nutpie(statistics, spec, discretization)
+        used = {variable.name for variable in compiled.shared_var_keys}
+        compiled = compiled.with_data(
+            **{
+                name: statistics[name].to_numpy()
+                for name in DATA_NAMES[discretization]
+                if name in used  # the stepped exact model has no use for interval_dt
+            }
+        )
         compile_seconds = time.perf_counter() - started
         seed = None if random_seed is None else int(random_seed)
         started = time.perf_counter()
@@ -170,7 +212,7 @@ def _sample(
 
         compile_seconds = None
         started = time.perf_counter()
-        with build_model(statistics, spec):
+        with build_model(statistics, spec, discretization):
             result = pm.sample(
                 draws=draws,
                 tune=tune,
@@ -187,18 +229,23 @@ def _sample(
     return _relabel(result, statistics), timings
 
 
-def _compiled_nutpie(statistics: xr.Dataset, spec: ModelSpec) -> Any:
+def _compiled_nutpie(
+    statistics: xr.Dataset, spec: ModelSpec, discretization: Literal["euler", "exact"]
+) -> Any:
     """Compile the model once per specification and shape; later fits only swap the data."""
     import nutpie
 
     key = (
         json.dumps(spec.to_dict(), sort_keys=True),
+        discretization,
         statistics.sizes["strategy"],
         statistics.sizes["objective"],
+        tuple(statistics["interval_dt"].to_numpy()) if discretization == "exact" else (),
     )
     if key not in _COMPILED:
         started = time.perf_counter()
-        _COMPILED[key] = nutpie.compile_pymc_model(build_model(statistics, spec))
+        model = build_model(statistics, spec, discretization)
+        _COMPILED[key] = nutpie.compile_pymc_model(model)
         logger.info("compiled the model in %.1f s", time.perf_counter() - started)
     return _COMPILED[key]
 
@@ -218,6 +265,7 @@ def _with_derived_quantities(
     statistics: xr.Dataset,
     spec: ModelSpec,
     bounds: tuple[np.ndarray, np.ndarray],
+    discretization: Literal["euler", "exact"],
 ) -> xr.Dataset:
     original = dynamics.to_original_scale(
         posterior["drift_standardised"].transpose("chain", "draw", "strategy", ...).to_numpy(),
@@ -232,6 +280,8 @@ def _with_derived_quantities(
         statistics,
         bounds,
         spec.dynamics,
+        dt=typical_step(statistics),
+        discretization=discretization,
     )
     derived = derived.assign_coords(chain=posterior["chain"], draw=posterior["draw"])
     return xr.merge([posterior, derived], compat="override", join="exact")
@@ -289,7 +339,6 @@ def _provenance(
         "compile_seconds": -1.0
         if timings["compile_seconds"] is None
         else timings["compile_seconds"],
-        "discretization": "euler",
     }
 
 

@@ -24,14 +24,16 @@ The drift matrices are pooled according to the specification:
 * ``none``: independent :math:`A_s` with the population prior.
 
 The diffusion covariance is
-:math:`\Sigma_s = \operatorname{diag}(\sigma_s) R_s \operatorname{diag}(\sigma_s) + f^2 I`
-with an LKJ prior on the Cholesky factor of :math:`R_s` and a small floor :math:`f` that keeps
+:math:`\Sigma_s = \operatorname{diag}(\tilde\sigma_s) R_s \operatorname{diag}(\tilde\sigma_s)`
+with :math:`\tilde\sigma = \sqrt{\sigma^2 + f^2}`, an LKJ prior on the Cholesky factor of
+:math:`R_s`, :math:`\sigma \sim \text{HalfNormal}` and a small floor :math:`f` that keeps
 :math:`\Sigma_s` positive definite when an objective never changes within a strategy.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import numpy as np
 import pymc as pm
@@ -39,16 +41,36 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from sdebayes.specs import ModelSpec
+from sdebayes.transitions import (
+    exact_moments_tensor,
+    regression_loglik_cov_tensor,
+    regression_loglik_tensor,
+    step_multiples,
+    stepped_moments_tensor,
+)
 
-__all__ = ["DATA_NAMES", "build_model", "transition_loglik"]
+__all__ = [
+    "DATA_NAMES",
+    "build_model",
+    "exact_transition_loglik",
+    "transition_loglik",
+]
 
 logger = logging.getLogger(__name__)
 
-DATA_NAMES = ("s_zz", "s_zy", "s_yy", "n_transitions")
-"""Names of the :func:`pymc.Data` containers, replaceable without recompiling the model."""
+Discretization = Literal["euler", "exact"]
+
+DATA_NAMES: dict[str, tuple[str, ...]] = {
+    "euler": ("s_zz", "s_zy", "s_yy", "n_transitions"),
+    "exact": ("interval_dt", "interval_s_zz", "interval_s_zy", "interval_s_yy", "interval_n"),
+}
+"""Per discretisation, the :func:`pymc.Data` containers that a fit can replace without
+recompiling the model."""
 
 
-def build_model(statistics: xr.Dataset, spec: ModelSpec) -> pm.Model:
+def build_model(
+    statistics: xr.Dataset, spec: ModelSpec, discretization: Discretization = "euler"
+) -> pm.Model:
     """Build the PyMC model for the given sufficient statistics.
 
     Parameters
@@ -57,6 +79,9 @@ def build_model(statistics: xr.Dataset, spec: ModelSpec) -> pm.Model:
         As returned by :func:`sdebayes.sufficient_stats.sufficient_statistics`.
     spec : ModelSpec
         Priors and pooling.
+    discretization : {"euler", "exact"}, default="euler"
+        Euler-Maruyama transitions (the published model) or the exact transition of the
+        linear SDE, which matters when time steps are long or uneven.
 
     Returns
     -------
@@ -76,17 +101,24 @@ def build_model(statistics: xr.Dataset, spec: ModelSpec) -> pm.Model:
     }
     with pm.Model(coords=coords) as model:
         data = {
-            name: pm.Data(name, statistics[name].to_numpy().astype(float)) for name in DATA_NAMES
+            name: pm.Data(name, statistics[name].to_numpy().astype(float))
+            for name in DATA_NAMES[discretization]
         }
         drift = _drift(spec, len(coords["strategy"]), len(coords["objective"]))
         centre_drift = pm.Normal(
             "centre_drift", 0.0, spec.centre_drift.sigma, dims=("strategy", "objective")
         )
         chol = _diffusion_chol(spec, len(coords["objective"]))
-        loglik = transition_loglik(drift, centre_drift, chol, **data)
+        if discretization == "exact":
+            multiples = step_multiples(statistics["interval_dt"].to_numpy())
+            loglik = exact_transition_loglik(drift, centre_drift, chol, **data, multiples=multiples)
+        else:
+            loglik = transition_loglik(drift, centre_drift, chol, **data)
         pm.Potential("transitions", loglik.sum())
 
-    logger.debug("built %s model for %d strategies", spec.name, len(coords["strategy"]))
+    logger.debug(
+        "built %s model (%s) for %d strategies", spec.name, discretization, len(coords["strategy"])
+    )
     return model
 
 
@@ -131,10 +163,10 @@ def _diffusion_chol(spec: ModelSpec, n_objectives: int) -> pt.TensorVariable:
         shape=(n_strategies, n_objectives, n_objectives),
         dims=("strategy", "objective", "other"),
     )
-    chol = sd[:, :, None] * corr_chol
-    if prior.floor > 0:
-        cov = chol @ pt.swapaxes(chol, -1, -2) + prior.floor**2 * np.eye(n_objectives)
-        chol = pt.linalg.cholesky(cov)
+    # Flooring the standard deviations keeps Sigma positive definite without a Cholesky
+    # decomposition in the graph (whose batched gradient Numba runs in object mode).
+    floored = pt.sqrt(sd**2 + prior.floor**2) if prior.floor > 0 else sd
+    chol = floored[:, :, None] * corr_chol
     return pm.Deterministic("diffusion_chol", chol, dims=("strategy", "objective", "other"))
 
 
@@ -147,7 +179,7 @@ def transition_loglik(
     s_yy: pt.TensorLike,
     n_transitions: pt.TensorLike,
 ) -> pt.TensorVariable:
-    r"""Log-likelihood of each strategy's transitions from its sufficient statistics.
+    r"""Euler-Maruyama log-likelihood of each strategy's transitions from its statistics.
 
     Parameters
     ----------
@@ -166,38 +198,73 @@ def transition_loglik(
 
     Notes
     -----
-    With :math:`B = [A^\top; c^\top]` the residual scatter is
-    :math:`R = S_{yy} - B^\top S_{zy} - S_{zy}^\top B + B^\top S_{zz} B`, and
-
-    .. math::
-
-        \log p = -\frac{Nn}{2}\log 2\pi - N \sum_i \log L_{ii}
-        - \frac{1}{2}\operatorname{tr}(\Sigma^{-1} R),
-
-    where the trace is computed with two triangular solves.
+    Dividing each transition by :math:`\sqrt{\Delta t}` makes it a regression with
+    coefficients :math:`B = [A^\top; c^\top]` and covariance :math:`\Sigma` whatever the
+    time step, evaluated by :func:`sdebayes.transitions.regression_loglik_tensor`.
     """
     drift = pt.as_tensor(drift)
     centre_drift = pt.as_tensor(centre_drift)
-    chol = pt.as_tensor(chol)
-    s_zy = pt.as_tensor(s_zy)
-
     coefficients = pt.concatenate([pt.swapaxes(drift, -1, -2), centre_drift[:, None, :]], axis=1)
-    cross = pt.swapaxes(coefficients, -1, -2) @ s_zy
-    residual = (
-        s_yy
-        - cross
-        - pt.swapaxes(cross, -1, -2)
-        + pt.swapaxes(coefficients, -1, -2) @ s_zz @ coefficients
-    )
+    return regression_loglik_tensor(coefficients, chol, s_zz, s_zy, s_yy, n_transitions)
 
-    half_solved = pt.linalg.solve_triangular(chol, residual, lower=True)
-    whitened = pt.linalg.solve_triangular(chol, pt.swapaxes(half_solved, -1, -2), lower=True)
-    trace = pt.trace(whitened, axis1=-2, axis2=-1)
 
-    n_objectives = drift.shape[-1]
-    log_det = pt.log(pt.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
-    return (
-        -0.5 * n_transitions * n_objectives * np.log(2 * np.pi)
-        - n_transitions * log_det
-        - 0.5 * trace
+def exact_transition_loglik(
+    drift: pt.TensorLike,
+    centre_drift: pt.TensorLike,
+    chol: pt.TensorLike,
+    interval_dt: pt.TensorLike,
+    interval_s_zz: pt.TensorLike,
+    interval_s_zy: pt.TensorLike,
+    interval_s_yy: pt.TensorLike,
+    interval_n: pt.TensorLike,
+    multiples: tuple[float, tuple[int, ...]] | None = None,
+) -> pt.TensorVariable:
+    r"""Exact (Ornstein-Uhlenbeck) log-likelihood of each strategy's transitions.
+
+    Transitions are grouped by their time step; each group is a regression of the change
+    on :math:`[x^c, 1]` with coefficients :math:`[(F - I)^\top; g^\top]` and covariance
+    :math:`Q` from :func:`sdebayes.transitions.exact_moments_tensor`, so the model costs two
+    matrix exponentials per strategy and distinct time step, whatever the number of
+    transitions.
+
+    Parameters
+    ----------
+    drift, centre_drift, chol : tensor
+        As in :func:`transition_loglik`.
+    interval_dt : tensor, shape (interval,)
+        The distinct time steps.
+    interval_s_zz, interval_s_zy, interval_s_yy, interval_n : tensor
+        Per strategy and time step statistics (see :mod:`sdebayes.sufficient_stats`).
+    multiples : (float, tuple of int), optional
+        When every time step is a whole multiple of a unit (see
+        :func:`sdebayes.transitions.step_multiples`), the unit and the multiples: the moments
+        then come from one pair of exponentials per strategy and a recursion, instead of one
+        pair per distinct step.
+
+    Returns
+    -------
+    tensor, shape (strategy,)
+    """
+    drift = pt.as_tensor(drift)
+    chol = pt.as_tensor(chol)
+    n = drift.type.shape[-1] or drift.shape[-1]
+    cov = chol @ pt.swapaxes(chol, -1, -2)
+    if multiples is None:
+        moments = exact_moments_tensor(drift, centre_drift, cov, interval_dt)
+    else:
+        moments = stepped_moments_tensor(drift, centre_drift, cov, *multiples)
+    transition, shift, covariance = moments
+
+    change_matrix = transition - pt.eye(n)
+    coefficients = pt.concatenate(
+        [pt.swapaxes(change_matrix, -1, -2), shift[..., None, :]], axis=-2
     )
+    per_interval = regression_loglik_cov_tensor(
+        coefficients,
+        covariance,
+        interval_s_zz,
+        interval_s_zy,
+        interval_s_yy,
+        interval_n,
+    )
+    return per_interval.sum(axis=-1)

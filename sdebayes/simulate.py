@@ -20,9 +20,10 @@ import pandas as pd
 import xarray as xr
 
 from sdebayes import dynamics
-from sdebayes.data import trajectories_from_frame, transitions
+from sdebayes.data import objective_bounds, trajectories_from_frame, transitions
 from sdebayes.specs import DynamicsSettings
 from sdebayes.sufficient_stats import standardization, sufficient_statistics
+from sdebayes.transitions import choose_discretization, exact_moments, typical_step
 
 __all__ = [
     "SCENARIOS",
@@ -232,8 +233,10 @@ def simulate_sessions(
     sessions_per_strategy: int,
     steps: int,
     random_seed: int | np.random.Generator | None = None,
+    mean_dt: float | None = None,
+    time_step: float | None = None,
 ) -> pd.DataFrame:
-    """Simulate sessions of every strategy by Euler-Maruyama with dt = 1.
+    """Simulate sessions of every strategy: Euler-Maruyama steps, or exact irregular ones.
 
     Parameters
     ----------
@@ -245,12 +248,23 @@ def simulate_sessions(
         Number of refinement rounds per session; each session has ``steps + 1`` versions,
         numbered 0 to ``steps``.
     random_seed : int or numpy.random.Generator, optional
+    mean_dt : float, optional
+        Without it, every step lasts one unit of time and follows the Euler-Maruyama
+        transition, the model sdebayes fits by default. With it, the logged versions are
+        separated by random whole numbers of time units, geometrically distributed with mean
+        ``mean_dt`` (as if each round were logged with probability ``1 / mean_dt``), and the
+        scores follow the exact transition of the linear SDE over each gap; the table then
+        has a ``time`` column. Must be at least 1.
+    time_step : float, optional
+        Log every version exactly ``time_step`` units of time after the previous one and
+        simulate the exact transition over that gap (a ``time`` column is added). Cannot be
+        combined with ``mean_dt``.
 
     Returns
     -------
     pandas.DataFrame
-        Long trajectory table with columns ``session``, ``strategy``, ``step`` and one column
-        per objective.
+        Long trajectory table with columns ``session``, ``strategy``, ``step``, ``time``
+        (only with ``mean_dt``) and one column per objective.
 
     Examples
     --------
@@ -263,12 +277,29 @@ def simulate_sessions(
             f"sessions_per_strategy={sessions_per_strategy!r} and steps={steps!r} must be "
             "positive integers"
         )
+    if mean_dt is not None and not mean_dt >= 1:
+        raise ValueError(f"mean_dt={mean_dt!r} must be at least 1 (one round per version)")
+    if time_step is not None and (mean_dt is not None or not time_step > 0):
+        raise ValueError(
+            f"time_step={time_step!r} must be positive and cannot be combined with mean_dt"
+        )
     rng = np.random.default_rng(random_seed)
 
     frames = []
     for name, truth in scenario.strategies.items():
-        paths = _euler_paths(truth, sessions_per_strategy, steps, rng)
+        if mean_dt is None and time_step is None:
+            paths = _euler_paths(truth, sessions_per_strategy, steps, rng)
+            time = None
+        else:
+            if time_step is not None:
+                gaps = np.full((sessions_per_strategy, steps), float(time_step))
+            else:
+                gaps = rng.geometric(1.0 / mean_dt, size=(sessions_per_strategy, steps))
+            paths = _exact_paths(truth, gaps.astype(float), rng)
+            time = np.concatenate([np.zeros((sessions_per_strategy, 1)), gaps.cumsum(1)], 1)
         frame = pd.DataFrame(paths.reshape(-1, paths.shape[-1]), columns=list(scenario.objectives))
+        if time is not None:
+            frame.insert(0, "time", time.ravel())
         frame.insert(0, "step", np.tile(np.arange(steps + 1), sessions_per_strategy))
         frame.insert(0, "strategy", name)
         sessions = [f"{name}-{k:04d}" for k in range(sessions_per_strategy)]
@@ -291,11 +322,25 @@ def _euler_paths(
     return paths
 
 
-def objective_bounds(trajectories: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest observed score of each objective (the default score range)."""
-    scores = trajectories["scores"]
-    dims = [dim for dim in scores.dims if dim != "objective"]
-    return scores.min(dims).to_numpy(), scores.max(dims).to_numpy()
+def _exact_paths(truth: StrategyDynamics, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Simulate the exact transition over the given gaps (sessions x steps)."""
+    n_sessions, steps = gaps.shape
+    n = len(truth.intercept)
+    intervals, group = np.unique(gaps, return_inverse=True)
+    group = group.reshape(gaps.shape)
+    transition, shift, covariance = exact_moments(
+        truth.drift, truth.intercept, truth.diffusion_cov, intervals
+    )
+    chol = np.linalg.cholesky(covariance)
+
+    paths = np.empty((n_sessions, steps + 1, n))
+    paths[:, 0] = truth.initial_mean + truth.initial_sd * rng.standard_normal((n_sessions, n))
+    for step in range(steps):
+        k = group[:, step]
+        noise = np.einsum("sij,sj->si", chol[k], rng.standard_normal((n_sessions, n)))
+        state = paths[:, step]
+        paths[:, step + 1] = np.einsum("sij,sj->si", transition[k], state) + shift[k] + noise
+    return paths
 
 
 def true_quantities(
@@ -306,7 +351,9 @@ def true_quantities(
     """Compute the derived quantities of the true parameters on a simulated dataset.
 
     Interference, :math:`R^2` and the log-likelihood depend on the data, so they are
-    evaluated on ``table`` with the true parameters, exactly as the posterior's are.
+    evaluated on ``table`` with the true parameters, exactly as the posterior's are, with the
+    discretisation :func:`sdebayes.fit.fit` would choose for the table (exact when it has a
+    ``time`` column).
 
     Parameters
     ----------
@@ -325,6 +372,7 @@ def true_quantities(
     location, scale = standardization(trajectories)
     names = list(scenario.strategies)
     statistics = sufficient_statistics(transitions(trajectories), location, scale, names)
+    discretization = choose_discretization(trajectories, statistics)
 
     truths = [scenario.strategies[name] for name in names]
     return dynamics.derived_quantities(
@@ -334,6 +382,8 @@ def true_quantities(
         statistics,
         objective_bounds(trajectories),
         settings,
+        dt=typical_step(statistics),
+        discretization=discretization,
         sample_dims=(),
     )
 

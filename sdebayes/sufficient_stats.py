@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 INTERCEPT = "intercept"
 """Name of the constant regressor that sits beside the objectives in ``z``."""
 
+_MANY_INTERVALS = 200
+
 
 def standardization(trajectories: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Return the per-objective location and scale used to standardise the scores.
@@ -68,6 +70,7 @@ def sufficient_statistics(
     location: np.ndarray,
     scale: np.ndarray,
     strategies: Sequence[str] | None = None,
+    centre_states: bool = True,
 ) -> xr.Dataset:
     """Reduce transitions to the sufficient statistics of each strategy.
 
@@ -80,6 +83,9 @@ def sufficient_statistics(
     strategies : sequence of str, optional
         Strategies to include, in this order. Default: all strategies of ``steps`` in order
         of appearance.
+    centre_states : bool, default=True
+        Centre the states at each strategy's mean, so that the model's ``c_s`` is the drift
+        at that mean; ``False`` keeps them as they are (``c_s`` is then the intercept).
 
     Returns
     -------
@@ -88,7 +94,11 @@ def sufficient_statistics(
         standardised state), ``s_zz``, ``s_zy``, ``s_yy``, ``y_sum``, ``log_dt_sum`` (for the
         Jacobian back to the raw changes) and the covariance of the states ``state_cov``;
         ``change_cov``, the covariance of the observed changes in the objectives' own units;
-        and ``location`` and ``scale`` of the standardisation.
+        ``change_sum``, the sum of the standardised changes; for the exact transition, the
+        distinct time steps ``interval_dt`` and per strategy and time step the statistics
+        ``interval_n``, ``interval_s_zz``, ``interval_s_zy``, ``interval_s_yy`` of the
+        unscaled regression of changes on ``[x^c, 1]``; and ``location`` and ``scale`` of
+        the standardisation. ``attrs["unit_steps"]`` is 1 when every time step is 1.
 
     Raises
     ------
@@ -102,8 +112,18 @@ def sufficient_statistics(
 
     objectives = steps["objective"].to_numpy()
     regressors = np.append(objectives, INTERCEPT)
+    intervals = np.unique(steps["dt"].to_numpy())
+    if intervals.size > _MANY_INTERVALS:
+        logger.warning(
+            "%d distinct time steps: the exact transition computes one matrix exponential "
+            "per strategy and distinct step, so it will be slow; round the time column if "
+            "the steps need not be that precise",
+            intervals.size,
+        )
     per_strategy = [
-        _strategy_statistics(steps.isel(transition=strategy_of == name), location, scale)
+        _strategy_statistics(
+            steps.isel(transition=strategy_of == name), location, scale, intervals, centre_states
+        )
         for name in strategies
     ]
     stacked = {key: np.stack([item[key] for item in per_strategy]) for key in per_strategy[0]}
@@ -119,9 +139,25 @@ def sufficient_statistics(
             "log_dt_sum": ("strategy", stacked["log_dt_sum"]),
             "state_cov": (("strategy", "objective", "other"), stacked["state_cov"]),
             "change_cov": (("strategy", "objective", "other"), stacked["change_cov"]),
+            "interval_dt": ("interval", intervals),
+            "interval_n": (("strategy", "interval"), stacked["interval_n"]),
+            "interval_s_zz": (
+                ("strategy", "interval", "regressor", "regressor_other"),
+                stacked["interval_s_zz"],
+            ),
+            "interval_s_zy": (
+                ("strategy", "interval", "regressor", "objective"),
+                stacked["interval_s_zy"],
+            ),
+            "interval_s_yy": (
+                ("strategy", "interval", "objective", "other"),
+                stacked["interval_s_yy"],
+            ),
+            "change_sum": (("strategy", "objective"), stacked["change_sum"]),
             "location": ("objective", np.asarray(location, dtype=float)),
             "scale": ("objective", np.asarray(scale, dtype=float)),
         },
+        attrs={"unit_steps": int(np.all(intervals == 1.0))},
         coords={
             "strategy": np.asarray(strategies, dtype=str),
             "objective": objectives,
@@ -150,12 +186,18 @@ def _check_transitions(steps: xr.Dataset, strategies: Sequence[str]) -> None:
         )
 
 
-def _strategy_statistics(steps: xr.Dataset, location: np.ndarray, scale: np.ndarray) -> dict:
+def _strategy_statistics(
+    steps: xr.Dataset,
+    location: np.ndarray,
+    scale: np.ndarray,
+    intervals: np.ndarray,
+    centre_states: bool = True,
+) -> dict:
     state = (steps["state"].to_numpy() - location) / scale
     change = steps["change"].to_numpy() / scale
     dt = steps["dt"].to_numpy()[:, None]
 
-    centre = state.mean(axis=0)
+    centre = state.mean(axis=0) if centre_states else np.zeros(state.shape[1])
     root_dt = np.sqrt(dt)
     regressors = np.column_stack([(state - centre) * root_dt, root_dt])
     response = change / root_dt
@@ -171,6 +213,36 @@ def _strategy_statistics(steps: xr.Dataset, location: np.ndarray, scale: np.ndar
         "log_dt_sum": np.log(dt).sum(),
         "state_cov": _covariance(state),
         "change_cov": _covariance(raw_change),
+        "change_sum": change.sum(axis=0),
+        **_interval_statistics(state - centre, change, dt[:, 0], intervals),
+    }
+
+
+def _interval_statistics(
+    centred: np.ndarray, change: np.ndarray, dt: np.ndarray, intervals: np.ndarray
+) -> dict:
+    """Statistics of the exact transition, one set per distinct time step.
+
+    The exact transition over ``dt`` is a regression of the change on ``[x^c, 1]`` with
+    coefficients and covariance that depend on ``dt``, so transitions are grouped by their
+    time step and no ``sqrt(dt)`` scaling is applied.
+    """
+    regressors = np.column_stack([centred, np.ones(len(centred))])
+    group = np.searchsorted(intervals, dt)
+    n_intervals, n_regressors = len(intervals), regressors.shape[1]
+
+    counts = np.bincount(group, minlength=n_intervals).astype(float)
+    s_zz = np.zeros((n_intervals, n_regressors, n_regressors))
+    s_zy = np.zeros((n_intervals, n_regressors, change.shape[1]))
+    s_yy = np.zeros((n_intervals, change.shape[1], change.shape[1]))
+    np.add.at(s_zz, group, regressors[:, :, None] * regressors[:, None, :])
+    np.add.at(s_zy, group, regressors[:, :, None] * change[:, None, :])
+    np.add.at(s_yy, group, change[:, :, None] * change[:, None, :])
+    return {
+        "interval_n": counts,
+        "interval_s_zz": s_zz,
+        "interval_s_zy": s_zy,
+        "interval_s_yy": s_yy,
     }
 
 

@@ -25,7 +25,16 @@ from sdebayes.diagnostics import DIAGNOSTIC_THRESHOLDS
 from sdebayes.dynamics import MODES
 from sdebayes.exceptions import DataError
 
-__all__ = ["SCHEMA", "check_strategies", "summarize", "summary_tables"]
+__all__ = [
+    "INTERVAL_QUANTITIES",
+    "SCHEMA",
+    "check_strategies",
+    "json_number",
+    "resolve_ci_prob",
+    "summarize",
+    "summarize_draws",
+    "summary_tables",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ _SAMPLE_DIMS = ("chain", "draw")
 _MATRICES = ("drift", "interference", "diffusion_correlation")
 _VECTORS = ("intercept", "eigenvalues_real", "eigenvalues_imag", "equilibrium")
 _SCALARS = ("convergence_rate", "discrete_stability", "r2")
+INTERVAL_QUANTITIES = _MATRICES + _VECTORS + _SCALARS
+"""Quantities summarised as ``{"mean", "median", "lower", "upper"}`` (nested like their dims)."""
 
 _ORDER = (
     "drift",
@@ -116,9 +127,9 @@ def summarize(
     --------
     >>> summary = summarize(tree, strategies=["AI"])  # doctest: +SKIP
     >>> summary["strategies"]["AI"]["convergence_rate"]  # doctest: +SKIP
-    {'mean': 0.148, 'lower': 0.143, 'upper': 0.153}
+    {'mean': 0.149, 'median': 0.149, 'lower': 0.141, 'upper': 0.158}
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     posterior = tree["posterior"].to_dataset()
     available = list(map(str, posterior["strategy"].to_numpy()))
     strategies = check_strategies(available, strategies)
@@ -129,16 +140,18 @@ def summarize(
         "model": {
             "name": tree.attrs.get("model_name", ""),
             "discretization": tree.attrs.get("discretization", "euler"),
+            "typical_dt": float(tree.attrs.get("typical_dt", 1.0)),
         },
         "ci_prob": ci_prob,
         "diagnostics": json.loads(tree.attrs.get("diagnostics", "{}")),
         "strategies": {
-            name: _strategy_block(posterior.sel(strategy=name), ci_prob) for name in strategies
+            name: summarize_draws(posterior.sel(strategy=name), ci_prob) for name in strategies
         },
     }
 
 
-def _ci_prob(ci_prob: float | None) -> float:
+def resolve_ci_prob(ci_prob: float | None) -> float:
+    """Return ``ci_prob``, or ArviZ's ``stats.ci_prob`` setting when it is ``None``."""
     if ci_prob is None:
         from arviz_base import rcParams
 
@@ -162,9 +175,23 @@ def _data_block(tree: xr.DataTree, strategies: list[str]) -> dict[str, Any]:
     }
 
 
-def _strategy_block(posterior: xr.Dataset, ci_prob: float) -> dict[str, Any]:
+def summarize_draws(posterior: xr.Dataset, ci_prob: float) -> dict[str, Any]:
+    """Summarise one strategy's draws (dims ``chain``, ``draw``) as in :func:`summarize`.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Derived quantities of one strategy, as in a fit's posterior group.
+    ci_prob : float
+        Interval probability.
+
+    Returns
+    -------
+    dict
+        The entries of ``summarize(...)["strategies"][NAME]``.
+    """
     block: dict[str, Any] = {}
-    for name in _MATRICES + _VECTORS + _SCALARS:
+    for name in INTERVAL_QUANTITIES:
         block[name] = _interval(posterior[name], ci_prob)
 
     modes = posterior["mode"].to_numpy().ravel()
@@ -187,10 +214,10 @@ def _interval(values: xr.DataArray, ci_prob: float) -> Any:
 
     def entry(index: tuple[int, ...]) -> dict[str, float | None]:
         return {
-            "mean": _number(mean[index]),
-            "median": _number(median[index]),
-            "lower": _number(lower[index]),
-            "upper": _number(upper[index]),
+            "mean": json_number(mean[index]),
+            "median": json_number(median[index]),
+            "lower": json_number(lower[index]),
+            "upper": json_number(upper[index]),
         }
 
     def nest(prefix: tuple[int, ...], depth: int) -> Any:
@@ -201,7 +228,7 @@ def _interval(values: xr.DataArray, ci_prob: float) -> Any:
     return nest((), 0)
 
 
-def _number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     """Round for display; NaN (an undefined quantity) becomes ``None`` (JSON ``null``)."""
     return None if not np.isfinite(value) else round(float(value), 4)
 
@@ -224,7 +251,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
         _strategy_table(name, block, objectives, percent)
         for name, block in summary["strategies"].items()
     ]
-    tables.append(_diagnostics_table(summary["diagnostics"]))
+    tables.append(_diagnostics_table(summary["diagnostics"], summary["model"]))
     return tables
 
 
@@ -237,7 +264,7 @@ def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], per
         table.add_column(column, justify="right")
 
     table.add_row("convergence rate  -max Re(eig A)", *_cells(block["convergence_rate"]))
-    table.add_row("discrete stability  |eig(I + A dt)|", *_cells(block["discrete_stability"]))
+    table.add_row("discrete stability (spectral radius)", *_cells(block["discrete_stability"]))
     table.add_row("one-step R^2", *_cells(block["r2"]))
     for i, (real, imag) in enumerate(
         zip(block["eigenvalues_real"], block["eigenvalues_imag"], strict=True)
@@ -272,11 +299,17 @@ def _cells(entry: dict[str, float | None]) -> tuple[str, ...]:
     )
 
 
-def _diagnostics_table(diagnostics: dict[str, Any]) -> Table:
+def _diagnostics_table(diagnostics: dict[str, Any], model: dict[str, Any]) -> Table:
     table = Table(title="Sampling diagnostics", title_justify="left")
     table.add_column("diagnostic")
     table.add_column("value", justify="right")
     table.add_column("threshold", justify="right")
+    table.add_row("model", str(model.get("name", "")), "")
+    table.add_row(
+        "transitions",
+        f"{model.get('discretization', 'euler')} (typical dt {model.get('typical_dt', 1.0):g})",
+        "",
+    )
     table.add_row("sampler", str(diagnostics.get("sampler", "")), "")
     table.add_row("chains x draws", f"{diagnostics.get('chains')} x {diagnostics.get('draws')}", "")
     limits = DIAGNOSTIC_THRESHOLDS

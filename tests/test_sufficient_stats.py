@@ -2,15 +2,18 @@
 
 import numpy as np
 import pandas as pd
+import pytensor.tensor as pt
 import pytest
+import scipy.linalg
 from numpy.testing import assert_allclose
 from scipy.stats import multivariate_normal
 
 from sdebayes import dynamics
 from sdebayes.data import trajectories_from_frame, transitions
 from sdebayes.exceptions import DataError
-from sdebayes.model import transition_loglik
+from sdebayes.model import exact_transition_loglik, transition_loglik
 from sdebayes.sufficient_stats import standardization, sufficient_statistics
+from sdebayes.transitions import fit_measures
 
 N_OBJECTIVES = 3
 STRATEGIES = ("S1", "S2")
@@ -71,11 +74,7 @@ def problem(request, rng):
 
 def test_numpy_loglik_equals_per_transition_density(problem):
     steps, statistics, (drift, intercept, diffusion_cov) = problem
-    drift_std, centre_drift = dynamics.standardised_coefficients(drift, intercept, statistics)
-    scale = statistics["scale"].to_numpy()
-    chol_std = np.linalg.cholesky(diffusion_cov / (scale[:, None] * scale[None, :]))
-
-    got = dynamics.loglik(drift_std, centre_drift, chol_std, statistics)
+    _, got = fit_measures(drift, intercept, diffusion_cov, statistics, "euler")
 
     # 1e-8 relative: both sides are exact; the only error is floating-point summation order.
     assert_allclose(got, direct_loglik(steps, drift, intercept, diffusion_cov), rtol=1e-8)
@@ -102,6 +101,75 @@ def test_pytensor_loglik_equals_per_transition_density(problem):
 
     expected = direct_loglik(steps, drift, intercept, diffusion_cov)
     assert_allclose(standardised - jacobian, expected, rtol=1e-8)
+
+
+def direct_exact_loglik(steps, drift, intercept, diffusion_cov):
+    """Per-transition exact OU densities, with moments from scipy and numerical quadrature."""
+    totals = []
+    for s, name in enumerate(STRATEGIES):
+        mine = steps.isel(transition=steps["strategy"].to_numpy() == name)
+        total = 0.0
+        for state, change, dt in zip(
+            mine["state"].to_numpy(), mine["change"].to_numpy(), mine["dt"].to_numpy(), strict=True
+        ):
+            transition = scipy.linalg.expm(drift[s] * dt)
+            # Without inverting A: integral of expm(A u) b du by Gauss-Legendre quadrature.
+            nodes, weights = np.polynomial.legendre.leggauss(40)
+            u = 0.5 * dt * (nodes + 1.0)
+            kernels = np.array([scipy.linalg.expm(drift[s] * t) for t in u])
+            shift = 0.5 * dt * np.einsum("k,kij,j->i", weights, kernels, intercept[s])
+            noise = (
+                0.5
+                * dt
+                * np.einsum("k,kij,jl,kml->im", weights, kernels, diffusion_cov[s], kernels)
+            )
+            mean = transition @ state + shift - state
+            total += multivariate_normal(mean, noise).logpdf(change)
+        totals.append(total)
+    return np.array(totals)
+
+
+def test_exact_loglik_equals_per_transition_density(problem):
+    steps, statistics, (drift, intercept, diffusion_cov) = problem
+    _, got = fit_measures(drift, intercept, diffusion_cov, statistics, "exact")
+
+    # 1e-8 relative: 40-point Gauss-Legendre quadrature of a smooth integrand over at most
+    # 3 time units is accurate far beyond that; the rest is floating-point rounding.
+    assert_allclose(got, direct_exact_loglik(steps, drift, intercept, diffusion_cov), rtol=1e-8)
+
+
+def test_exact_pytensor_loglik_equals_numpy(problem):
+    _, statistics, (drift, intercept, diffusion_cov) = problem
+    drift_std, centre_drift = dynamics.standardised_coefficients(drift, intercept, statistics)
+    scale = statistics["scale"].to_numpy()
+    chol_std = np.linalg.cholesky(diffusion_cov / (scale[:, None] * scale[None, :]))
+
+    standardised = exact_transition_loglik(
+        pt.as_tensor(drift_std, ndim=3).reshape((2, 3, 3)),
+        centre_drift,
+        chol_std,
+        *(
+            statistics[name].to_numpy()
+            for name in (
+                "interval_dt",
+                "interval_s_zz",
+                "interval_s_zy",
+                "interval_s_yy",
+                "interval_n",
+            )
+        ),
+    ).eval()
+    n = statistics["n_transitions"].to_numpy()
+    _, expected = fit_measures(drift, intercept, diffusion_cov, statistics, "exact")
+    assert_allclose(standardised - n * np.log(scale).sum(), expected, rtol=1e-8)
+
+
+def test_euler_and_exact_r2_agree_on_unit_steps_for_small_drift(problem):
+    """For a tiny drift the two transitions coincide to first order."""
+    _, statistics, (drift, intercept, diffusion_cov) = problem
+    r2_euler, _ = fit_measures(1e-6 * drift, intercept, diffusion_cov, statistics, "euler")
+    r2_exact, _ = fit_measures(1e-6 * drift, intercept, diffusion_cov, statistics, "exact")
+    assert_allclose(r2_euler, r2_exact, atol=1e-4)
 
 
 def test_strategy_without_transitions_is_named(rng):

@@ -64,6 +64,17 @@ def sample(
         str,
         typer.Option(metavar="NAME", help="NUTS implementation: nutpie, numpyro or pymc."),
     ] = "nutpie",
+    discretization: Annotated[
+        str,
+        typer.Option(
+            metavar="auto|euler|exact",
+            help=(
+                "Transition density: Euler-Maruyama (the published model) or the exact "
+                "transition of the linear SDE. auto: exact when the data have a time column "
+                "or uneven steps, euler otherwise."
+            ),
+        ),
+    ] = "auto",
     output: Annotated[
         Path | None,
         typer.Option(
@@ -113,6 +124,10 @@ def sample(
         )
     if ci_prob is not None and not 0 < ci_prob < 1:
         raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    if discretization not in ("auto", "euler", "exact"):
+        raise typer.BadParameter(
+            f"{discretization!r} is not one of auto, euler, exact", param_hint="--discretization"
+        )
     spec = load_spec(model)
     path = data if data is not None else paper_sessions_path()
     trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
@@ -130,6 +145,7 @@ def sample(
             random_seed=seed,
             sampler=sampler,  # type: ignore[arg-type]
             progressbar=progress_enabled(progress),
+            discretization=discretization,  # type: ignore[arg-type]
         )
         save_posterior(tree, output)
         summary = summarize(tree, strategies=reported, ci_prob=ci_prob)

@@ -32,6 +32,20 @@ def simulate(
         int, typer.Option(min=1, help="Refinement rounds per session (versions = steps + 1).")
     ] = 10,
     seed: Annotated[int, typer.Option(min=0, help="Random seed of the simulation.")] = 0,
+    irregular_time: Annotated[
+        bool,
+        typer.Option(
+            "--irregular-time",
+            help=(
+                "Log versions at random gaps (whole numbers of rounds, geometric with mean "
+                "--mean-dt) and simulate the exact transition over each gap; adds a time column."
+            ),
+        ),
+    ] = False,
+    mean_dt: Annotated[
+        float,
+        typer.Option(min=1.0, metavar="D", help="Mean gap between logged versions."),
+    ] = 2.0,
     truth: Annotated[
         Path | None,
         typer.Option(
@@ -40,7 +54,11 @@ def simulate(
         ),
     ] = None,
 ) -> None:
-    """Simulate sessions of every strategy of a scenario by Euler-Maruyama (dt = 1).
+    """Simulate sessions of every strategy of a scenario with known dynamics.
+
+    By default every round is logged and follows the Euler-Maruyama transition (dt = 1),
+    the model `sdebayes sample` fits by default; --irregular-time skips rounds at random and
+    simulates the exact continuous-time process instead.
 
     The table has the columns session, strategy, step and one per objective, ready for
     `sdebayes sample`. Fitting simulated data with known truth is how sdebayes checks that
@@ -58,7 +76,13 @@ def simulate(
     truth = check_output_path(truth, option="--truth") if truth is not None else None
 
     scenario = SCENARIOS[preset]()
-    table = simulate_sessions(scenario, sessions_per_strategy, steps, random_seed=seed)
+    table = simulate_sessions(
+        scenario,
+        sessions_per_strategy,
+        steps,
+        random_seed=seed,
+        mean_dt=mean_dt if irregular_time else None,
+    )
     table = table.round(6)  # the truth is evaluated on exactly the numbers written
     with atomic_path(output) as temporary:
         table.to_csv(temporary, index=False)
