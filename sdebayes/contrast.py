@@ -23,7 +23,7 @@ import xarray as xr
 from rich.table import Table
 
 from sdebayes.exceptions import DataError
-from sdebayes.ppc import _ci_prob
+from sdebayes.summary import json_number, resolve_ci_prob
 
 __all__ = ["CONTRASTED", "SCHEMA", "contrast", "contrast_table", "strategy_differences"]
 
@@ -121,7 +121,7 @@ def contrast(
     >>> result["contrasts"][0]["p_greater"]  # P(rate_AI > rate_EF)  # doctest: +SKIP
     0.0
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     differences = strategy_differences(tree, first, second)
     posterior = tree["posterior"].to_dataset()
     objectives = list(map(str, posterior["objective"].to_numpy()))
@@ -177,12 +177,12 @@ def _row(
         used = values[valid]
         lower, median, upper = np.quantile(used, [tail, 0.5, 1.0 - tail])
         summary = {
-            "mean": _number(used.mean()),
-            "median": _number(median),
-            "lower": _number(lower),
-            "upper": _number(upper),
+            "mean": json_number(used.mean()),
+            "median": json_number(median),
+            "lower": json_number(lower),
+            "upper": json_number(upper),
         }
-        p_greater = _number(float(np.mean(a[valid] > b[valid])))
+        p_greater = json_number(float(np.mean(a[valid] > b[valid])))
     else:
         summary = dict.fromkeys(("mean", "median", "lower", "upper"))
         p_greater = None
@@ -192,16 +192,12 @@ def _row(
     return {
         "quantity": quantity,
         "entry": entry,
-        "first": _number(means[0]),
-        "second": _number(means[1]),
+        "first": json_number(means[0]),
+        "second": json_number(means[1]),
         "difference": summary,
         "p_greater": p_greater,
         "draws": int(valid.sum()),
     }
-
-
-def _number(value: float) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), 4)
 
 
 def contrast_table(result: dict[str, Any]) -> Table:

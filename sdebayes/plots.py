@@ -32,7 +32,8 @@ from matplotlib.patches import Circle, Patch, Rectangle
 from sdebayes._io import atomic_path, check_output_path
 from sdebayes.dynamics import correlation, pareto_optimal
 from sdebayes.exceptions import OutputError
-from sdebayes.ppc import STATISTICS, PosteriorPredictiveCheck, _ci_prob
+from sdebayes.ppc import STATISTICS, PosteriorPredictiveCheck
+from sdebayes.summary import resolve_ci_prob
 
 __all__ = [
     "FIGURES",
@@ -158,7 +159,7 @@ def plot_trajectories(
     -------
     matplotlib.figure.Figure
     """
-    ci_prob = check.ci_prob if ci_prob is None else _ci_prob(ci_prob)
+    ci_prob = check.ci_prob if ci_prob is None else resolve_ci_prob(ci_prob)
     observed, replicates = check.observed, check.replicates
     available = list(dict.fromkeys(map(str, observed["strategy"].to_numpy())))
     names = [name for name in (strategies or available) if name in available]
@@ -388,7 +389,7 @@ def plot_interference(
     -------
     matplotlib.figure.Figure
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     names = _strategies(tree, strategies)
     posterior = tree["posterior"].to_dataset()
     objectives = list(map(str, posterior["objective"].to_numpy()))
@@ -476,7 +477,7 @@ def plot_convergence_rates(
     -------
     matplotlib.figure.Figure
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     names = _strategies(tree, strategies)
     colors = _colors(list(map(str, tree["posterior"]["strategy"].to_numpy())))
     tail = (1 - ci_prob) / 2
@@ -547,7 +548,7 @@ def plot_equilibria(
     -------
     matplotlib.figure.Figure
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     tail = (1 - ci_prob) / 2
     names = _strategies(tree, strategies)
     posterior = tree["posterior"].to_dataset()

@@ -53,6 +53,7 @@ import xarray as xr
 
 from sdebayes.dynamics import correlation
 from sdebayes.exceptions import DataError
+from sdebayes.summary import resolve_ci_prob
 
 __all__ = [
     "DEFAULT_DRAWS",
@@ -326,7 +327,7 @@ def posterior_predictive_check(
     >>> check.extreme()  # doctest: +SKIP
     []
     """
-    ci_prob = _ci_prob(ci_prob)
+    ci_prob = resolve_ci_prob(ci_prob)
     rng = np.random.default_rng(random_seed)
     observed, replicates = replicate_trajectories(
         tree, trajectories, n_draws=n_draws, random_seed=rng
@@ -346,16 +347,6 @@ def posterior_predictive_check(
         pit=pit,
         ci_prob=ci_prob,
     )
-
-
-def _ci_prob(ci_prob: float | None) -> float:
-    if ci_prob is None:
-        from arviz_base import rcParams
-
-        ci_prob = float(rcParams["stats.ci_prob"])
-    if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob={ci_prob!r} must lie strictly between 0 and 1, e.g. 0.89")
-    return float(ci_prob)
 
 
 def _discretization(tree: xr.DataTree) -> str:
