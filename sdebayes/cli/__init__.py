@@ -6,7 +6,7 @@ application in :mod:`sdebayes.cli._app`; importing this package registers them a
 
 from __future__ import annotations
 
-from sdebayes.cli import baseline, contrast, ppc, report, sample, score, simulate  # noqa: F401
+from sdebayes.cli import baseline, compare, contrast, ppc, report, sample, sbc, score, simulate  # noqa: F401
 from sdebayes.cli._app import app
 
 __all__ = ["app", "main"]
