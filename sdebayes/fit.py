@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +34,9 @@ from sdebayes.transitions import choose_discretization, typical_step
 
 __all__ = [
     "SAMPLERS",
+    "DataDescription",
     "fit",
+    "fit_statistics",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,9 +118,7 @@ def fit(
     SamplingWarning
         If the sampler reports divergent transitions.
     """
-    _check_positive(draws=draws, tune=tune, chains=chains)
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+    _check_settings(draws, tune, chains, sampler)
     spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     steps = transitions(trajectories)
@@ -128,12 +129,154 @@ def fit(
         scale = np.ones(trajectories.sizes["objective"])
     strategies = list(dict.fromkeys(trajectories["strategy"].to_numpy()))
     statistics = sufficient_statistics(steps, location, scale, strategies, centre_states)
-    discretization = choose_discretization(trajectories, statistics, discretization)
+    return _fit(
+        statistics,
+        DataDescription.from_trajectories(trajectories),
+        trajectories,
+        spec,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        sampler=sampler,
+        progressbar=progressbar,
+        bounds=bounds,
+        discretization=discretization,
+        standardize=standardize,
+        centre_states=centre_states,
+    )
+
+
+@dataclass(frozen=True)
+class DataDescription:
+    """What a fit records about its data besides the sufficient statistics.
+
+    Parameters
+    ----------
+    source : str
+        File, directory or store the data came from.
+    objectives : tuple of str
+    sessions : int
+        Number of sessions.
+    sessions_without_transitions : int
+        Sessions with a single version.
+    has_time_column : bool
+        Whether the table had a ``time`` column (``discretization="auto"`` then picks the
+        exact transition).
+    lower, upper : numpy.ndarray
+        Lowest and highest observed score of each objective.
+    """
+
+    source: str
+    objectives: tuple[str, ...]
+    sessions: int
+    sessions_without_transitions: int
+    has_time_column: bool
+    lower: np.ndarray
+    upper: np.ndarray
+
+    @classmethod
+    def from_trajectories(cls, trajectories: xr.Dataset) -> DataDescription:
+        """Describe a trajectory Dataset as returned by :func:`sdebayes.data.read_trajectories`."""
+        versions = trajectories["time"].notnull().sum("step").to_numpy()
+        lower, upper = objective_bounds(trajectories)
+        return cls(
+            source=str(trajectories.attrs.get("source", "")),
+            objectives=tuple(map(str, trajectories["objective"].to_numpy())),
+            sessions=int(trajectories.sizes["session"]),
+            sessions_without_transitions=int((versions < 2).sum()),
+            has_time_column=bool(trajectories.attrs.get("has_time_column", 0)),
+            lower=lower,
+            upper=upper,
+        )
+
+
+def fit_statistics(
+    statistics: xr.Dataset,
+    description: DataDescription,
+    spec: ModelSpec | str | Path | None = None,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    random_seed: int | None = None,
+    sampler: Sampler = "nutpie",
+    progressbar: bool = True,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    discretization: Literal["auto", "euler", "exact"] = "auto",
+    standardize: bool = True,
+    centre_states: bool = True,
+) -> xr.DataTree:
+    """Sample the posterior from precomputed sufficient statistics.
+
+    For data too large to hold in memory: :func:`sdebayes.distributed.distributed_statistics`
+    reduces a partitioned table on a Dask cluster to ``statistics`` and ``description``.
+    The result is that of :func:`fit` without the ``observed_data`` group (the trajectories
+    are not at hand); the numbers of sessions are kept in ``attrs["data_sessions"]`` and
+    ``attrs["data_sessions_without_transitions"]``.
+
+    Parameters
+    ----------
+    statistics : xarray.Dataset
+        As returned by :func:`sdebayes.sufficient_stats.sufficient_statistics`.
+    description : DataDescription
+        Source, objectives, session counts, time column and score range of the data.
+    spec, draws, tune, chains, random_seed, sampler, progressbar, discretization
+        As in :func:`fit`.
+    bounds : tuple of numpy.ndarray, optional
+        As in :func:`fit`. Default: ``(description.lower, description.upper)``.
+    standardize, centre_states : bool, default=True
+        How ``statistics`` were computed; recorded in the attributes.
+
+    Returns
+    -------
+    xarray.DataTree
+        As :func:`fit`, without ``observed_data``.
+    """
+    _check_settings(draws, tune, chains, sampler)
+    spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
+    return _fit(
+        statistics,
+        description,
+        None,
+        spec,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        sampler=sampler,
+        progressbar=progressbar,
+        bounds=bounds,
+        discretization=discretization,
+        standardize=standardize,
+        centre_states=centre_states,
+    )
+
+
+def _fit(
+    statistics: xr.Dataset,
+    description: DataDescription,
+    trajectories: xr.Dataset | None,
+    spec: ModelSpec,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    sampler: Sampler,
+    progressbar: bool,
+    bounds: tuple[np.ndarray, np.ndarray] | None,
+    discretization: Literal["auto", "euler", "exact"],
+    standardize: bool,
+    centre_states: bool,
+) -> xr.DataTree:
+    timed = xr.Dataset(attrs={"has_time_column": int(description.has_time_column)})
+    discretization = choose_discretization(timed, statistics, discretization)
     logger.info(
         "fitting %s model (%s transitions): %d strategies, %d transitions",
         spec.name,
         discretization,
-        len(strategies),
+        statistics.sizes["strategy"],
         int(statistics["n_transitions"].sum()),
     )
 
@@ -142,13 +285,13 @@ def fit(
     )
     seconds = timings["sampling_seconds"]
 
-    bounds = bounds if bounds is not None else objective_bounds(trajectories)
+    bounds = bounds if bounds is not None else (description.lower, description.upper)
     posterior = _with_derived_quantities(
         raw["posterior"].to_dataset(), statistics, spec, bounds, discretization
     )
     tree = _assemble(posterior, raw["sample_stats"].to_dataset(), trajectories, statistics)
     tree.attrs.update(
-        _provenance(trajectories, spec, sampler, draws, tune, chains, random_seed, timings)
+        _provenance(description, spec, sampler, draws, tune, chains, random_seed, timings)
     )
     tree.attrs.update(
         discretization=discretization,
@@ -156,8 +299,19 @@ def fit(
         standardize=int(standardize),
         centre_states=int(centre_states),
     )
+    if trajectories is None:
+        tree.attrs.update(
+            data_sessions=description.sessions,
+            data_sessions_without_transitions=description.sessions_without_transitions,
+        )
     tree.attrs["diagnostics"] = json.dumps(diagnose(tree, sampler=sampler, seconds=seconds))
     return tree
+
+
+def _check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
+    _check_positive(draws=draws, tune=tune, chains=chains)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
 
 
 def _check_positive(**values: int) -> None:
@@ -310,23 +464,20 @@ def _with_derived_quantities(
 def _assemble(
     posterior: xr.Dataset,
     sample_stats: xr.Dataset,
-    trajectories: xr.Dataset,
+    trajectories: xr.Dataset | None,
     statistics: xr.Dataset,
 ) -> xr.DataTree:
-    observed = trajectories[["scores", "time"]].copy()
-    observed.attrs = {}
-    return xr.DataTree.from_dict(
-        {
-            "posterior": posterior,
-            "sample_stats": sample_stats,
-            "observed_data": observed,
-            "constant_data": statistics,
-        }
-    )
+    groups = {"posterior": posterior, "sample_stats": sample_stats}
+    if trajectories is not None:
+        observed = trajectories[["scores", "time"]].copy()
+        observed.attrs = {}
+        groups["observed_data"] = observed
+    groups["constant_data"] = statistics
+    return xr.DataTree.from_dict(groups)
 
 
 def _provenance(
-    trajectories: xr.Dataset,
+    description: DataDescription,
     spec: ModelSpec,
     sampler: str,
     draws: int,
@@ -339,7 +490,7 @@ def _provenance(
     import pymc
     import pytensor
 
-    source = str(trajectories.attrs.get("source", ""))
+    source = description.source
     return {
         "sdebayes_version": __version__,
         "pymc_version": pymc.__version__,
@@ -347,7 +498,7 @@ def _provenance(
         "arviz_version": arviz.__version__,
         "data_source": source,
         "data_sha256": _sha256(source),
-        "objectives": json.dumps(list(map(str, trajectories["objective"].to_numpy()))),
+        "objectives": json.dumps(list(description.objectives)),
         "model_name": spec.name,
         "model_spec": spec.source or json.dumps(spec.to_dict()),
         "sampler": sampler,

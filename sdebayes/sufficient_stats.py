@@ -27,7 +27,7 @@ import xarray as xr
 
 from sdebayes.exceptions import DataError
 
-__all__ = ["INTERCEPT", "standardization", "sufficient_statistics"]
+__all__ = ["INTERCEPT", "standardization", "statistics_dataset", "sufficient_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ def sufficient_statistics(
     _check_transitions(steps, strategies)
 
     objectives = steps["objective"].to_numpy()
-    regressors = np.append(objectives, INTERCEPT)
     intervals = np.unique(steps["dt"].to_numpy())
     if intervals.size > _MANY_INTERVALS:
         logger.warning(
@@ -126,6 +125,40 @@ def sufficient_statistics(
         )
         for name in strategies
     ]
+    return statistics_dataset(per_strategy, strategies, objectives, intervals, location, scale)
+
+
+def statistics_dataset(
+    per_strategy: Sequence[dict],
+    strategies: Sequence[str],
+    objectives: Sequence[str],
+    intervals: np.ndarray,
+    location: np.ndarray,
+    scale: np.ndarray,
+) -> xr.Dataset:
+    """Assemble the Dataset of :func:`sufficient_statistics` from per-strategy arrays.
+
+    Parameters
+    ----------
+    per_strategy : sequence of dict
+        One dict per strategy with the keys ``n``, ``centre``, ``s_zz``, ``s_zy``, ``s_yy``,
+        ``y_sum``, ``log_dt_sum``, ``state_cov``, ``change_cov``, ``change_sum``,
+        ``interval_n``, ``interval_s_zz``, ``interval_s_zy`` and ``interval_s_yy``, as
+        described in :func:`sufficient_statistics`.
+    strategies, objectives : sequence of str
+    intervals : numpy.ndarray
+        The distinct time steps, sorted.
+    location, scale : numpy.ndarray
+        Standardisation of each objective.
+
+    Returns
+    -------
+    xarray.Dataset
+        As returned by :func:`sufficient_statistics`. :mod:`sdebayes.distributed` builds it
+        from moment sums computed on a cluster.
+    """
+    objectives = np.asarray(objectives, dtype=str)
+    regressors = np.append(objectives, INTERCEPT)
     stacked = {key: np.stack([item[key] for item in per_strategy]) for key in per_strategy[0]}
 
     return xr.Dataset(

@@ -163,12 +163,17 @@ def resolve_ci_prob(ci_prob: float | None) -> float:
 
 def _data_block(tree: xr.DataTree, strategies: list[str]) -> dict[str, Any]:
     constant = tree["constant_data"].to_dataset()
-    scores = tree["observed_data"]["scores"]
-    versions = np.isfinite(scores.isel(objective=0)).sum("step").to_numpy()
+    if "observed_data" in tree.children:
+        scores = tree["observed_data"]["scores"]
+        versions = np.isfinite(scores.isel(objective=0)).sum("step").to_numpy()
+        sessions, without = int(scores.sizes["session"]), int((versions < 2).sum())
+    else:  # fitted from statistics computed elsewhere (sdebayes.fit.fit_statistics)
+        sessions = int(tree.attrs["data_sessions"])
+        without = int(tree.attrs["data_sessions_without_transitions"])
     return {
         "source": tree.attrs.get("data_source", ""),
-        "sessions": int(scores.sizes["session"]),
-        "sessions_without_transitions": int((versions < 2).sum()),
+        "sessions": sessions,
+        "sessions_without_transitions": without,
         "transitions": int(constant["n_transitions"].sum()),
         "strategies": strategies,
         "objectives": list(map(str, constant["objective"].to_numpy())),
