@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -103,6 +103,18 @@ def sample(
     progress: Annotated[
         bool, typer.Option(help="Show the sampler's progress bar (only on a terminal).")
     ] = True,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help=(
+                "Compute the sufficient statistics of a partitioned Parquet directory or a Zarr "
+                "store on this Dask scheduler (e.g. tcp://host:8786); every session must lie in "
+                "one partition. A Zarr store is always reduced with dask, locally without it."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Fit the hierarchical SDE model to trajectories and summarise the posterior.
 
@@ -113,7 +125,8 @@ def sample(
     from sdebayes._io import check_output_path
     from sdebayes.data import read_trajectories
     from sdebayes.datasets import paper_sessions_path
-    from sdebayes.fit import fit
+    from sdebayes.distributed import is_zarr_store
+    from sdebayes.fit import fit, fit_statistics
     from sdebayes.io_netcdf import save_posterior
     from sdebayes.specs import load_spec
     from sdebayes.summary import check_strategies, summarize, summary_tables
@@ -130,23 +143,33 @@ def sample(
         )
     spec = load_spec(model)
     path = data if data is not None else paper_sessions_path()
-    trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
-    reported = check_strategies(list(dict.fromkeys(trajectories["strategy"].to_numpy())), strategy)
+    distributed = dask_scheduler is not None or is_zarr_store(path)
+    if distributed:
+        statistics, description = _distributed_statistics(
+            path, parse_objectives(objectives), dask_scheduler
+        )
+        strategies = list(map(str, statistics["strategy"].to_numpy()))
+    else:
+        trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
+        strategies = list(dict.fromkeys(trajectories["strategy"].to_numpy()))
+    reported = check_strategies(strategies, strategy)
     output = check_output_path(output or _default_output(path, spec.name))
     seed = seed if seed is not None else secrets.randbelow(2**31)
 
+    settings = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": seed,
+        "sampler": sampler,
+        "progressbar": progress_enabled(progress),
+        "discretization": discretization,
+    }
     with terminal_warnings() as diagnostics:
-        tree = fit(
-            trajectories,
-            spec,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            sampler=sampler,  # type: ignore[arg-type]
-            progressbar=progress_enabled(progress),
-            discretization=discretization,  # type: ignore[arg-type]
-        )
+        if distributed:
+            tree = fit_statistics(statistics, description, spec, **settings)  # type: ignore[arg-type]
+        else:
+            tree = fit(trajectories, spec, **settings)  # type: ignore[arg-type]
         save_posterior(tree, output)
         summary = summarize(tree, strategies=reported, ci_prob=ci_prob)
     summary["output"] = str(output)
@@ -161,6 +184,18 @@ def sample(
         console.print(f"Posterior written to {output} (seed {seed}).")
     if strict and diagnostics:
         raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _distributed_statistics(
+    path: Path, objectives: list[str] | None, address: str | None
+) -> tuple[Any, Any]:
+    """Reduce partitioned data to sufficient statistics, on the scheduler at ``address``."""
+    from sdebayes.distributed import connect, distributed_statistics
+
+    if address is None:
+        return distributed_statistics(path, objectives)
+    with connect(address) as client:
+        return distributed_statistics(path, objectives, client=client)
 
 
 def _default_output(data: Path, model_name: str) -> Path:

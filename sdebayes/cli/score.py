@@ -66,6 +66,18 @@ def score(
     progress: Annotated[
         bool, typer.Option(help="Show a progress bar (only on a terminal, never under CI).")
     ] = True,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help=(
+                "Score on the workers of this Dask scheduler (e.g. tcp://host:8786) instead of "
+                "local processes; --workers then sets the chunks in flight (default: the "
+                "cluster's threads). The time limit is not enforced in dask's worker threads."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Score every program version of a trace on security, efficiency and functionality.
 
@@ -87,12 +99,24 @@ def score(
             )
 
     versions = read_traces(traces)
-    batch = score_versions(
-        versions,
-        workers=workers or default_workers(),
-        time_limit=time_limit,
-        progressbar=progress_enabled(progress),
-    )
+    if dask_scheduler is None:
+        batch = score_versions(
+            versions,
+            workers=workers or default_workers(),
+            time_limit=time_limit,
+            progressbar=progress_enabled(progress),
+        )
+    else:
+        from sdebayes.distributed import connect
+
+        with connect(dask_scheduler) as client:
+            batch = score_versions(
+                versions,
+                workers=workers or max(1, sum(client.nthreads().values())),
+                executor=client.get_executor(),
+                time_limit=time_limit,
+                progressbar=progress_enabled(progress),
+            )
 
     with atomic_path(output) as temporary:
         batch.table().to_csv(temporary, index=False)
