@@ -432,7 +432,8 @@ def run_simulation(settings: SBCSettings, index: int) -> dict[str, Any]:
         A JSON-ready record: ``index``, ``status`` (``"ok"`` or ``"failed"`` with ``error``),
         ``names``, ``truth``, and for a finished fit ``rank``, ``n_draws`` (finite thinned
         draws), ``pit`` (rank with uniform jitter over ``n_draws + 1``), ``posterior_mean``,
-        ``posterior_sd``, ``diagnostics`` and ``max_abs_score``.
+        ``posterior_sd``, ``diagnostics``, ``max_abs_score`` and
+        ``max_abs_score_by_strategy``.
     """
     from sdebayes.fit import fit
 
@@ -445,11 +446,14 @@ def run_simulation(settings: SBCSettings, index: int) -> dict[str, Any]:
         np.random.default_rng(_seed(settings, 1, index)),
     )
     scores = frame[list(settings.objectives)].to_numpy()
+    finite = bool(np.isfinite(scores).all())
+    largest = np.abs(scores).reshape(len(settings.strategies), -1).max(axis=1)
     record: dict[str, Any] = {
         "index": index,
-        "max_abs_score": float(np.nanmax(np.abs(scores))) if np.isfinite(scores).all() else None,
+        "max_abs_score": float(largest.max()) if finite else None,
+        "max_abs_score_by_strategy": _json_list(largest),
     }
-    if not np.isfinite(scores).all():
+    if not finite:
         return {**record, "status": "failed", "error": "simulated scores overflowed", "names": []}
 
     trajectories = trajectories_from_frame(frame, source=f"<sbc simulation {index}>")
@@ -621,7 +625,8 @@ def run_sbc(
 
     result = assemble_sbc(work, settings)
     with atomic_path(output) as temporary:
-        result.to_netcdf(temporary, engine="h5netcdf")
+        encoding = {name: {"zlib": True, "complevel": 4} for name in result.data_vars}
+        result.to_netcdf(temporary, engine="h5netcdf", encoding=encoding)
     logger.info("wrote %s", output)
     return result
 
@@ -641,9 +646,9 @@ def assemble_sbc(work: str | Path, settings: SBCSettings) -> xr.Dataset:
         Along ``simulation`` and ``quantity``: ``rank``, ``n_draws``, ``pit``, ``truth``,
         ``posterior_mean`` and ``posterior_sd`` (NaN for failed fits); per simulation
         ``ok``, ``max_abs_score``, ``max_rhat``, ``min_ess_bulk``, ``divergences`` and
-        ``seconds``. ``attrs`` hold the settings, the model TOML, the uniformity results of
-        :func:`sbc_uniformity` for all simulations and for those that did not explode, and
-        the failed simulations' errors.
+        ``seconds``, and ``max_abs_score_by_strategy`` along ``strategy``. ``attrs`` hold
+        the settings, the model TOML, the uniformity results of :func:`sbc_uniformity` for
+        all simulations and for those that did not explode, and the failed fits' errors.
 
     Raises
     ------
@@ -693,6 +698,18 @@ def assemble_sbc(work: str | Path, settings: SBCSettings) -> xr.Dataset:
                     [np.nan if r["max_abs_score"] is None else r["max_abs_score"] for r in records]
                 ),
             ),
+            "max_abs_score_by_strategy": (
+                ("simulation", "strategy"),
+                np.array(
+                    [
+                        [np.nan if v is None else v for v in r["max_abs_score_by_strategy"]]
+                        if "max_abs_score_by_strategy" in r
+                        else [np.nan] * len(settings.strategies)
+                        for r in records
+                    ],
+                    dtype=float,
+                ),
+            ),
             "max_rhat": ("simulation", per_fit("max_rhat")),
             "min_ess_bulk": ("simulation", per_fit("min_ess_bulk")),
             "divergences": ("simulation", per_fit("divergences")),
@@ -701,7 +718,11 @@ def assemble_sbc(work: str | Path, settings: SBCSettings) -> xr.Dataset:
                 np.array([record.get("seconds") or np.nan for record in records], dtype=float),
             ),
         },
-        coords={"simulation": np.arange(len(records)), "quantity": np.array(names, dtype=str)},
+        coords={
+            "simulation": np.arange(len(records)),
+            "quantity": np.array(names, dtype=str),
+            "strategy": np.array(settings.strategies, dtype=str),
+        },
     )
     calm = result["max_abs_score"].to_numpy() <= EXPLOSION_THRESHOLD
     result.attrs.update(
