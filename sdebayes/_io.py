@@ -16,9 +16,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sdebayes._signals import interrupted
 from sdebayes.exceptions import OutputError
 
-__all__ = ["atomic_path", "check_output_path"]
+__all__ = ["atomic_path", "check_output_path", "check_writable_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
     Raises
     ------
     OutputError
-        If the path is a directory, its directory does not exist, or it is not writable.
+        If the path is a directory or not a regular file, its directory does not exist, or
+        no file can be created there.
     """
     path = Path(path).expanduser()
     directory = path.parent
@@ -52,9 +54,41 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
         raise OutputError(
             f"{option} {path}: the directory {directory} does not exist; create it first"
         )
-    if not os.access(directory, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{option} {path}: is not a regular file; choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"{option} {path}: not writable; choose another path")
+    check_writable_directory(directory, f"{option} {path}")
     return path
+
+
+def check_writable_directory(directory: str | Path, what: str) -> None:
+    """Fail unless a file can be created in ``directory``, by creating and removing one.
+
+    Permission bits alone do not tell: they do not apply to root, and a read-only file system
+    or a virtual one (``/proc``) refuses files whatever they say.
+
+    Parameters
+    ----------
+    directory : str or Path
+        An existing directory.
+    what : str
+        How the error message names the output, e.g. ``"--output results/fit.nc"``.
+
+    Raises
+    ------
+    OutputError
+        If no file can be created there; the message gives the operating system's reason.
+    """
+    try:
+        handle, name = tempfile.mkstemp(prefix=".sdebayes-probe.", dir=directory)
+    except OSError as err:
+        raise OutputError(
+            f"{what}: cannot create files in {directory} ({err.strerror or err}); choose "
+            "another directory"
+        ) from err
+    os.close(handle)
+    os.unlink(name)
 
 
 @contextlib.contextmanager
@@ -71,20 +105,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Path
         Where to write. It is removed if the block raises, including on
         :class:`KeyboardInterrupt`, so the destination is either the complete new file or
-        whatever was there before.
+        whatever was there before. Inside a command, a SIGINT or SIGTERM received at any
+        time before the block ends also discards it (see :mod:`sdebayes._signals`).
+
+    Raises
+    ------
+    OutputError
+        If the temporary file cannot be created, written or moved into place (no space
+        left, a read-only file system); nothing is left behind.
     """
     path = Path(path)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _write_error(path, err) from err
     os.close(handle)
     temporary = Path(name)
     try:
         yield temporary
+        if interrupted() is not None:  # a library swallowed Ctrl-C; its result is partial
+            raise KeyboardInterrupt(f"signal {interrupted()} received; {path} not written")
         # mkstemp creates the file readable by its owner only; give it the usual permissions.
         temporary.chmod(0o666 & ~_umask())
         os.replace(temporary, path)
         logger.debug("wrote %s", path)
+    except OSError as err:  # e.g. the disk filled up while writing
+        raise _write_error(path, err) from err
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _write_error(path: Path, err: OSError) -> OutputError:
+    return OutputError(
+        f"{path}: cannot be written ({err.strerror or err}); nothing was written there. Free "
+        "some space or choose another path"
+    )
 
 
 def _umask() -> int:

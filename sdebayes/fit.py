@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from sdebayes import __version__, dynamics
+from sdebayes._signals import raise_if_interrupted
 from sdebayes.data import objective_bounds, transitions
 from sdebayes.diagnostics import diagnose
 from sdebayes.model import DATA_NAMES, build_model
@@ -378,6 +379,8 @@ def _sample(
                 # Without jitter the exact model's drift starts at its prior mean (see _jittered).
                 init="jitter+adapt_diag" if discretization == "euler" else "adapt_diag",
             )
+    # nutpie and PyMC return the draws so far on Ctrl-C; the command line must stop instead
+    raise_if_interrupted()
     timings = {
         "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
         "sampling_seconds": round(time.perf_counter() - started, 3),

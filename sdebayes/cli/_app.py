@@ -1,27 +1,46 @@
 """The Typer application every command registers on, and how errors reach the terminal.
 
-Bad input is reported as one line on stderr, ``sdebayes: error: <message>``, with exit code 2
-and no traceback; ``--verbose`` (anywhere on the command line) adds the traceback and debug
-logging. Results go to stdout, progress and log messages to stderr, so ``--json`` output can
-be piped.
+Bad input and bad usage (an unknown option, a value out of range) are reported as one line on
+stderr, ``sdebayes: error: <message>``, with exit code 2 and no traceback; ``--verbose``
+(anywhere on the command line) adds the traceback and debug logging. Warnings are one line
+each, ``sdebayes: warning: <message>``. Ctrl-C exits with code 130 and SIGTERM with 143, after
+the partial work is discarded, so neither leaves a partial output file. Results go to stdout,
+progress and log messages to stderr, so ``--json`` output can be piped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
 import typer
 from typer.core import TyperGroup
 
+from sdebayes._signals import Terminated, handle_signals, interrupted
 from sdebayes.exceptions import SdebayesError
 
-__all__ = ["EXIT_DIAGNOSTICS", "EXIT_USAGE", "app", "fail", "progress_enabled"]
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import NoArgsIsHelpError, UsageError
+
+__all__ = [
+    "EXIT_DIAGNOSTICS",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "app",
+    "fail",
+    "progress_enabled",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +49,12 @@ EXIT_USAGE = 2
 
 EXIT_DIAGNOSTICS = 3
 """Exit code of ``--strict`` runs whose sampling diagnostics fail their thresholds."""
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (SIGINT), as shells report it."""
+
+EXIT_TERMINATED = 143
+"""Exit code after SIGTERM (a plain ``kill``), as shells report it."""
 
 _VERBOSE_FLAGS = ("--verbose", "-v")
 
@@ -41,11 +66,17 @@ class _Group(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Take ``--verbose`` out of the arguments wherever it appears."""
-        if any(flag in args for flag in _VERBOSE_FLAGS):
-            _Group.verbose = True
-            args = [arg for arg in args if arg not in _VERBOSE_FLAGS]
+        # set on every call: one process may run several commands (tests, notebooks)
+        _Group.verbose = any(flag in args for flag in _VERBOSE_FLAGS)
+        args = [arg for arg in args if arg not in _VERBOSE_FLAGS]
         _configure_logging(_Group.verbose)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:  # an unknown option before the command name
+            _report(_usage_message(err))
+            raise typer.Exit(EXIT_USAGE) from err
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command; report :class:`SdebayesError` and interrupts without a traceback.
@@ -57,14 +88,66 @@ class _Group(TyperGroup):
         from threadpoolctl import threadpool_limits
 
         try:
-            with threadpool_limits(limits=1, user_api="blas"):
+            with (
+                handle_signals(),
+                _one_line_warnings(),
+                threadpool_limits(limits=1, user_api="blas"),
+            ):
                 return super().invoke(ctx)
         except SdebayesError as err:
             _report(str(err))
             ctx.exit(EXIT_USAGE)
-        except KeyboardInterrupt:
-            _report("interrupted; no output was written")
-            ctx.exit(130)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as err:
+            _report(_usage_message(err))
+            ctx.exit(EXIT_USAGE)
+        except KeyboardInterrupt as err:
+            _report_interrupt(ctx, err)
+        except Exception as err:
+            if interrupted() is None or isinstance(err, typer.Exit):
+                raise
+            # A library caught the interrupt and went on with partial results, which then
+            # failed (nutpie returns its draws so far, padded with NaN): report the interrupt.
+            _report_interrupt(ctx, err)
+
+
+def _report_interrupt(ctx: click.Context, err: BaseException) -> NoReturn:
+    terminated = isinstance(err, Terminated) or interrupted() == signal.SIGTERM
+    _report(f"{'terminated' if terminated else 'interrupted'}; no output was written")
+    ctx.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Print each user or runtime warning as one line, ``sdebayes: warning: <message>``.
+
+    Other categories (deprecations inside dependencies) concern developers, not users; they
+    go to the debug log.
+    """
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, UserWarning | RuntimeWarning):
+            click.echo(f"sdebayes: warning: {message}", err=True)
+        else:
+            logger.debug("%s: %s", category.__name__, message)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
+def _usage_message(err: UsageError) -> str:
+    """One line for a usage error: click's message, the offending value, where to get help."""
+    message = " ".join(err.format_message().split()).rstrip(".")
+    errors = getattr(err.__cause__, "errors", None)  # typer validates values with pydantic
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            message += f" (got {errors()[0]['input']!r})"
+    if err.ctx is not None:
+        message += f"; see '{err.ctx.command_path} --help'"
+    return message
 
 
 def _report(message: str) -> None:

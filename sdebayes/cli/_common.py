@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -69,13 +70,27 @@ def parse_objectives(text: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise click.BadParameter("give at least one column name", param_hint="--objectives")
+        raise typer.BadParameter(
+            f"{text!r} names no column; give e.g. --objectives security,efficiency",
+            param_hint="--objectives",
+        )
     return names
 
 
 def echo_json(document: Any) -> None:
     """Print a JSON document on stdout (NaN written as ``null``, never as ``NaN``)."""
-    click.echo(json.dumps(document, indent=2, allow_nan=False))
+    click.echo(json.dumps(_finite(document), indent=2, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinite floats, at any depth, by ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:

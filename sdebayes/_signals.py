@@ -1,0 +1,80 @@
+"""Ctrl-C and SIGTERM while a command runs: stop, and never let a partial result be written.
+
+Some samplers catch :class:`KeyboardInterrupt` and return the draws they have so far (nutpie
+and PyMC both do), so an interrupt does not always reach the code that would stop the
+command. :func:`handle_signals` therefore records every SIGINT and SIGTERM it sees, and
+:func:`sdebayes._io.atomic_path` refuses to move a finished file into place once one was
+received: an interrupted run writes nothing, whichever library swallowed the interrupt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["Terminated", "handle_signals", "interrupted", "raise_if_interrupted"]
+
+_received: list[int] = []
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised on SIGTERM (a plain ``kill``) while :func:`handle_signals` is active.
+
+    A subclass of :class:`KeyboardInterrupt`, so that everything that stops cleanly on
+    Ctrl-C (the samplers, the scoring pool, :func:`sdebayes._io.atomic_path`) also stops
+    cleanly on ``kill``.
+    """
+
+
+def interrupted() -> int | None:
+    """Return the first signal received inside :func:`handle_signals`, or ``None``."""
+    return _received[0] if _received else None
+
+
+def raise_if_interrupted() -> None:
+    """Raise again an interrupt that a library caught (call it right after such a library).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        :class:`Terminated` for SIGTERM, if a signal was received inside
+        :func:`handle_signals`.
+    """
+    signum = interrupted()
+    if signum == signal.SIGTERM:
+        raise Terminated(f"received signal {signum}")
+    if signum is not None:
+        raise KeyboardInterrupt
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _received.append(signum)
+    if signum == signal.SIGTERM:
+        raise Terminated(f"received signal {signum}")
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def handle_signals() -> Iterator[None]:
+    """Record SIGINT and SIGTERM and raise :class:`KeyboardInterrupt` / :class:`Terminated`.
+
+    Only in the main thread (the only one that may install signal handlers); a SIGINT that
+    the process ignores (a background job of a non-interactive shell) stays ignored.
+    """
+    _received.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
