@@ -227,8 +227,9 @@ def least_squares(
     for name, estimate in zip(names, estimates, strict=True):
         if not np.all(np.isfinite(estimate["coefficients"])):
             raise DataError(
-                f"strategy {name!r}: the states of its {int(estimate['count'])} transitions do "
-                "not vary enough to determine the drift by least squares; add sessions"
+                f"{trajectories.attrs.get('source', 'the data')}: strategy {name!r}: the "
+                f"states of its {int(estimate['count'])} transitions do not vary enough to "
+                f"determine the drift by least squares{_constant_states(trajectories, name)}"
             )
 
     stacked = {key: np.stack([item[key] for item in estimates]) for key in estimates[0]}
@@ -465,6 +466,23 @@ def _with_point(entries: Any, point: np.ndarray) -> Any:
     return [_with_point(entry, value) for entry, value in zip(entries, point, strict=True)]
 
 
+def _constant_states(trajectories: xr.Dataset, strategy: str) -> str:
+    """Name the objectives whose states never vary within ``strategy``, and the way out."""
+    steps = transitions(trajectories)
+    state = steps["state"].to_numpy()[steps["strategy"].to_numpy() == strategy]
+    constant = [
+        str(name)
+        for name, spread in zip(steps["objective"].to_numpy(), np.ptp(state, axis=0), strict=True)
+        if spread == 0
+    ]
+    if not constant:
+        return "; add sessions"
+    return (
+        f" (objective(s) {', '.join(map(repr, constant))} never change); leave them out with "
+        "--objectives, or add sessions in which they vary"
+    )
+
+
 def _prepare(
     trajectories: xr.Dataset,
     strategies: Sequence[str] | None,
@@ -481,9 +499,9 @@ def _prepare(
         n_transitions = selected.sizes["transition"]
         if n_transitions <= n_parameters:
             raise DataError(
-                f"strategy {name!r} has {n_transitions} transition(s); least squares of "
-                f"{n_parameters - 1} objective(s) needs more than {n_parameters} (add sessions "
-                "or versions)"
+                f"{trajectories.attrs.get('source', 'the data')}: strategy {name!r} has "
+                f"{n_transitions} transition(s); least squares of {n_parameters - 1} "
+                f"objective(s) needs more than {n_parameters} (add sessions or versions)"
             )
         sums.append(_session_sums(selected))
     bounds = bounds if bounds is not None else objective_bounds(trajectories)

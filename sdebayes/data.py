@@ -23,16 +23,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sdebayes.exceptions import DataError
+from sdebayes._warnings import warn
+from sdebayes.exceptions import DataError, DataWarning
 
 __all__ = [
     "ID_COLUMNS",
+    "MAX_STEP",
     "METADATA_COLUMNS",
+    "drop_strategies_without_transitions",
     "objective_bounds",
     "read_table",
     "read_trajectories",
     "trajectories_from_frame",
     "transitions",
+    "warn_constant_objectives",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,7 +47,11 @@ ID_COLUMNS = ("session", "strategy", "step")
 METADATA_COLUMNS = ("time", "parse_ok")
 """Optional columns that are never treated as objectives."""
 
+MAX_STEP = 1_000_000_000
+"""Largest step accepted; larger values are almost certainly not round counters."""
+
 _INTEGER = re.compile(r"^[+-]?\d+(\.0*)?$")
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -72,20 +80,29 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: no such file; pass the path of a CSV or Parquet table")
 
-    if path.is_dir() or path.suffix.lower() in {".parquet", ".pq"}:
-        frame = _read_parquet(path)
-        frame.attrs["format"] = "parquet"
-    else:
-        frame = _read_csv(path)
-        frame.attrs["format"] = "csv"
+    try:
+        if path.is_dir() or path.suffix.lower() in _PARQUET_SUFFIXES:
+            frame = _read_parquet(path)
+            frame.attrs["format"] = "parquet"
+        else:
+            frame = _read_csv(path)
+            frame.attrs["format"] = "csv"
+    except OSError as err:  # no read permission, a device, an I/O error
+        raise DataError(
+            f"{path}: cannot be read ({err.strerror or err}); check the path and its permissions"
+        ) from err
 
     frame.attrs["source"] = str(path)
     return frame
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file; pass the path of a CSV or Parquet table")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a header row and one row per version")
+    _check_not_binary(path)
+    _check_fields(path)
 
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
@@ -96,31 +113,94 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(
-            f"{path}: the file has no header row; expected columns {ID_COLUMNS}"
+            f"{path}: the file has no header row; expected columns {', '.join(ID_COLUMNS)}"
         ) from err
     except pd.errors.ParserError as err:
-        raise DataError(f"{path}: cannot be parsed as CSV ({_first_line(err)})") from err
-
-    _check_header(path)
+        raise DataError(
+            f"{path}: cannot be parsed as CSV ({_first_line(err)}); check the quoting near "
+            "that line"
+        ) from err
     return frame
 
 
-def _check_header(path: Path) -> None:
-    """Reject repeated column names, which pandas would silently rename to ``x.1``."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        header = [name.strip() for name in next(csv.reader(handle), [])]
+_SIGNATURES = (
+    (b"\x89HDF\r\n\x1a\n", "a NetCDF-4/HDF5 file (a posterior?)", "pass the trajectory table"),
+    (b"CDF\x01", "a NetCDF-3 file", "pass the trajectory table"),
+    (b"CDF\x02", "a NetCDF-3 file", "pass the trajectory table"),
+    (b"PAR1", "a Parquet file", "give it the suffix .parquet"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook?)", "export the sheet as CSV"),
+    (b"\x89PNG", "a PNG image", "pass the trajectory table"),
+    (b"%PDF", "a PDF document", "pass the trajectory table"),
+)
+
+
+def _check_not_binary(path: Path) -> None:
+    """Name the format of a binary file passed as a CSV table, before parsing fails on it."""
+    with path.open("rb") as handle:
+        start = handle.read(8)
+    for signature, kind, fix in _SIGNATURES:
+        if start.startswith(signature):
+            raise DataError(f"{path}: is {kind}, not a CSV table; {fix}")
+
+
+def _check_fields(path: Path) -> None:
+    """Check the header and that every row has as many fields as the header.
+
+    pandas silently renames repeated column names (``x.1``), turns the first column into an
+    index when every row has one field too many, and pads short rows; all three shift or
+    invent values, so they are refused here with the line number.
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            header = [name.strip() for name in next(reader, [])]
+            _check_header_names(path, header)
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise DataError(
+                        f"{path}: line {reader.line_num} has {len(row)} field(s) but the header "
+                        f"has {len(header)} ({', '.join(header)}); remove the stray or add the "
+                        "missing comma(s), and quote values that contain commas"
+                    )
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); "
+            "pass a CSV or Parquet table"
+        ) from err
+    except csv.Error as err:
+        raise DataError(f"{path}: cannot be parsed as CSV ({err}); save it as plain CSV") from err
+
+
+def _check_header_names(path: Path, header: list[str]) -> None:
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise DataError(
             f"{path}: line 1: column name(s) {repeated!r} appear more than once; rename them"
         )
+    if header and header[0].lstrip().startswith(("{", "[")):
+        raise DataError(
+            f"{path}: looks like JSON (Lines), not a CSV table; score a trace file with "
+            "`sdebayes score TRACES.jsonl --output table.csv` first"
+        )
+    if header and header[0].lstrip().startswith("<"):
+        raise DataError(f"{path}: looks like XML, HTML or SVG, not a CSV table; pass a CSV table")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
+    if path.is_dir() and not any(
+        part.suffix.lower() in _PARQUET_SUFFIXES for part in path.rglob("*") if part.is_file()
+    ):
+        raise DataError(
+            f"{path}: is a directory without Parquet files; pass a CSV or Parquet table, or a "
+            "directory of Parquet partitions"
+        )
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow raises many unrelated types for a corrupt file
-        raise DataError(f"{path}: cannot be read as Parquet ({_first_line(err)})") from err
+        raise DataError(
+            f"{path}: cannot be read as Parquet ({_first_line(err)[:200]}); pass a Parquet "
+            "file written by pandas or pyarrow, or a CSV table"
+        ) from err
 
 
 def _first_line(err: BaseException) -> str:
@@ -320,6 +400,11 @@ class _Table:
                     f"{self.where(index)}, column 'step': {values.iloc[index]!r} is negative; "
                     "steps count from 0"
                 )
+            if number > MAX_STEP:
+                raise self.fail(
+                    f"{self.where(index)}, column 'step': {values.iloc[index]!r} is too large; "
+                    f"steps count the rounds of a session, from 0 up to at most {MAX_STEP}"
+                )
         return numbers.astype(np.int64)
 
     def finite_numbers(self, column: str) -> np.ndarray:
@@ -466,3 +551,107 @@ def objective_bounds(trajectories: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     scores = trajectories["scores"]
     dims = [dim for dim in scores.dims if dim != "objective"]
     return scores.min(dims).to_numpy(), scores.max(dims).to_numpy()
+
+
+def drop_strategies_without_transitions(
+    trajectories: xr.Dataset, requested: Sequence[str] | None = None
+) -> xr.Dataset:
+    """Leave out, with a warning, the strategies none of whose sessions has two versions.
+
+    Such a strategy has no transition, so it says nothing about the dynamics and cannot be
+    fitted; the other strategies can.
+
+    Parameters
+    ----------
+    trajectories : xarray.Dataset
+        As returned by :func:`read_trajectories`.
+    requested : sequence of str, optional
+        Strategies the user asked for by name; one of them without transitions is an error.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``trajectories`` without the sessions of those strategies (the same object if there
+        are none).
+
+    Raises
+    ------
+    DataError
+        If a requested strategy, or every strategy, has no transitions.
+
+    Warns
+    -----
+    DataWarning
+        Naming each strategy that is left out.
+    """
+    observed = np.isfinite(trajectories["time"].to_numpy()).sum(axis=1)
+    strategy = trajectories["strategy"].to_numpy().astype(str)
+    names = list(map(str, dict.fromkeys(strategy)))
+    empty = [name for name in names if not (observed[strategy == name] >= 2).any()]
+    if not empty:
+        return trajectories
+
+    source = trajectories.attrs.get("source", "the data")
+    listed = ", ".join(map(repr, empty))
+    fix = "add sessions with two or more versions, or remove their rows"
+    asked = [name for name in requested or () if name in empty]
+    if asked:
+        raise DataError(
+            f"{source}: strategy(ies) {', '.join(map(repr, asked))} have no transitions (every "
+            f"session has a single version), so they cannot be fitted; {fix}"
+        )
+    if len(empty) == len(names):
+        raise DataError(
+            f"{source}: no strategy has a transition (every session has a single version); {fix}"
+        )
+    warn(
+        f"{source}: strategy(ies) {listed} have no transitions (every session has a single "
+        f"version) and are left out of the fit; {fix}",
+        DataWarning,
+    )
+    return trajectories.isel(session=~np.isin(strategy, empty))
+
+
+def warn_constant_objectives(trajectories: xr.Dataset) -> list[tuple[str, str]]:
+    """Warn about objectives that never change from one version to the next in a strategy.
+
+    The fit still works (the model's diffusion floor keeps the covariance positive definite),
+    but that objective's diffusion is then the floor, its row of the drift matrix is pinned at
+    whatever keeps it constant, and its correlations with the others are not identified.
+
+    Parameters
+    ----------
+    trajectories : xarray.Dataset
+        As returned by :func:`read_trajectories`.
+
+    Returns
+    -------
+    list of tuple of str
+        The ``(strategy, objective)`` pairs warned about.
+
+    Warns
+    -----
+    DataWarning
+        One per strategy with such objectives, naming them.
+    """
+    steps = transitions(trajectories)
+    change = steps["change"].to_numpy()
+    strategy = steps["strategy"].to_numpy().astype(str)
+    objectives = steps["objective"].to_numpy().astype(str)
+    source = trajectories.attrs.get("source", "the data")
+
+    found = []
+    for name in map(str, dict.fromkeys(strategy)):
+        constant = (change[strategy == name] == 0).all(axis=0)
+        if not constant.any():
+            continue
+        names = list(objectives[constant])
+        found.extend((name, objective) for objective in names)
+        warn(
+            f"{source}: objective(s) {', '.join(map(repr, names))} never change within strategy "
+            f"{name!r} ({int((strategy == name).sum())} transitions); the fit holds their "
+            "diffusion at the model's floor and their intervals mean little. Check the scores, "
+            "or leave the objective out with --objectives",
+            DataWarning,
+        )
+    return found

@@ -4,9 +4,10 @@ Every failure caused by the user's input (a malformed table, an unknown strategy
 model file) raises a subclass of :class:`SdebayesError`. The command line turns these into a
 one-line message and exit code 2; library users can catch the base class.
 
-Statistical diagnostics (R-hat, effective sample size, divergences) are reported with
-:class:`DiagnosticWarning` and its subclasses, never as errors, because a poorly converged fit
-is still worth looking at.
+Data that can be used but deserve a second look (a strategy left out of a fit, an objective
+that never changes) are reported with :class:`DataWarning`. Statistical diagnostics (R-hat,
+effective sample size, divergences) are reported with :class:`DiagnosticWarning` and its
+subclasses, never as errors, because a poorly converged fit is still worth looking at.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "DataWarning",
     "DiagnosticWarning",
     "OutputError",
     "PosteriorFileError",
@@ -41,6 +43,10 @@ class PosteriorFileError(SdebayesError):
 
 class OutputError(SdebayesError):
     """An output path cannot be written (missing directory, no permission, a directory)."""
+
+
+class DataWarning(UserWarning):
+    """The data can be fitted, but part of it is left out or carries no information."""
 
 
 class DiagnosticWarning(UserWarning):

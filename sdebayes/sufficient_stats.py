@@ -213,9 +213,9 @@ def _check_transitions(steps: xr.Dataset, strategies: Sequence[str]) -> None:
     if empty:
         source = steps.attrs.get("source", "the data")
         raise DataError(
-            f"{source}: strategy(ies) {', '.join(map(repr, empty))} have no transitions "
-            "(every session has a single version); remove those rows or add sessions with two "
-            "or more versions"
+            f"{source}: strategy(ies) {', '.join(repr(str(name)) for name in empty)} have no "
+            "transitions (every session has a single version); remove those rows or add "
+            "sessions with two or more versions"
         )
 
 

@@ -66,7 +66,7 @@ def baseline(
     layout of `sample --json`, with the least-squares estimate as "mean".
     """
     from sdebayes.baseline import bootstrap, least_squares, summarize_baseline
-    from sdebayes.data import read_trajectories
+    from sdebayes.data import drop_strategies_without_transitions, read_trajectories
     from sdebayes.datasets import paper_sessions_path
     from sdebayes.summary import check_strategies
 
@@ -74,6 +74,7 @@ def baseline(
         raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
     path = data if data is not None else paper_sessions_path()
     trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
+    trajectories = drop_strategies_without_transitions(trajectories, strategy)
     reported = check_strategies(list(dict.fromkeys(trajectories["strategy"].to_numpy())), strategy)
     seed = seed if seed is not None else secrets.randbelow(2**31)
 

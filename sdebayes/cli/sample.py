@@ -123,7 +123,11 @@ def sample(
     a NetCDF file that `sdebayes ppc`, `contrast` and `report` read.
     """
     from sdebayes._io import check_output_path
-    from sdebayes.data import read_trajectories
+    from sdebayes.data import (
+        drop_strategies_without_transitions,
+        read_trajectories,
+        warn_constant_objectives,
+    )
     from sdebayes.datasets import paper_sessions_path
     from sdebayes.distributed import is_zarr_store
     from sdebayes.fit import fit, fit_statistics
@@ -151,6 +155,8 @@ def sample(
         strategies = list(map(str, statistics["strategy"].to_numpy()))
     else:
         trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
+        trajectories = drop_strategies_without_transitions(trajectories, strategy)
+        warn_constant_objectives(trajectories)
         strategies = list(dict.fromkeys(trajectories["strategy"].to_numpy()))
     reported = check_strategies(strategies, strategy)
     output = check_output_path(output or _default_output(path, spec.name))
