@@ -66,9 +66,12 @@ def diagnose(
     from arviz_stats import ess, rhat
 
     posterior = tree["posterior"].to_dataset()[list(DIAGNOSED_VARIABLES)]
-    rhats = rhat(posterior)
     ess_bulk = ess(posterior, method="bulk")
-    max_rhat = max(float(np.nanmax(rhats[name].to_numpy())) for name in rhats.data_vars)
+    if posterior.sizes["chain"] < 2:  # R-hat compares chains; with one it is undefined
+        max_rhat = float("nan")
+    else:
+        rhats = rhat(posterior)
+        max_rhat = max(float(np.nanmax(rhats[name].to_numpy())) for name in rhats.data_vars)
     min_ess = min(float(np.nanmin(ess_bulk[name].to_numpy())) for name in ess_bulk.data_vars)
     divergences = int(tree["sample_stats"]["diverging"].sum())
 
@@ -104,7 +107,15 @@ def diagnostic_problems(result: dict[str, Any]) -> list[tuple[str, type[Warning]
     """
     limits = DIAGNOSTIC_THRESHOLDS
     problems: list[tuple[str, type[Warning]]] = []
-    if not result["max_rhat"] <= limits["max_rhat"]:
+    if result.get("chains", 2) < 2:
+        problems.append(
+            (
+                f"R-hat needs at least 2 chains, got {result['chains']}: convergence cannot be "
+                "checked; run --chains 4",
+                ConvergenceWarning,
+            )
+        )
+    elif not result["max_rhat"] <= limits["max_rhat"]:
         problems.append(
             (
                 f"max R-hat is {result['max_rhat']:.3f} > {limits['max_rhat']}: the chains "

@@ -15,7 +15,6 @@ are per unit of time, i.e. per refinement step when versions are one step apart.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -29,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch, Rectangle
 
-from sdebayes._io import atomic_path, check_output_path
+from sdebayes._io import atomic_path, check_output_path, check_writable_directory
 from sdebayes.dynamics import correlation, pareto_optimal
 from sdebayes.exceptions import OutputError
 from sdebayes.ppc import STATISTICS, PosteriorPredictiveCheck
@@ -992,7 +991,12 @@ def prepare_directory(directory: str | Path) -> Path:
                 f"--output-dir {directory}: its parent {directory.parent} does not exist; "
                 "create it first"
             )
-        directory.mkdir()
-    if not os.access(directory, os.W_OK):
-        raise OutputError(f"--output-dir {directory}: not writable; choose another directory")
+        try:
+            directory.mkdir()
+        except OSError as err:
+            raise OutputError(
+                f"--output-dir {directory}: cannot be created ({err.strerror or err}); choose "
+                "another directory"
+            ) from err
+    check_writable_directory(directory, f"--output-dir {directory}")
     return directory

@@ -178,16 +178,30 @@ def load_spec(model: str | Path | None = None) -> ModelSpec:
         path = model_path(str(model or "hierarchical"))
     else:
         path = Path(model)
+    choices = f"pass a TOML path or one of {', '.join(MODEL_NAMES)}"
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory, not a model file; {choices}")
     if not path.is_file():
-        raise SpecError(
-            f"{path}: no such model file; pass a TOML path or one of {', '.join(MODEL_NAMES)}"
-        )
+        raise SpecError(f"{path}: no such model file; {choices}")
 
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as err:
+        raise SpecError(
+            f"{path}: cannot be read ({err.strerror or err}); check its permissions"
+        ) from err
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {err.start} cannot be decoded), so not TOML; save "
+            "it as UTF-8"
+        ) from err
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"{path}: not valid TOML ({err})") from err
+        raise SpecError(
+            f"{path}: not valid TOML ({err}); fix that line (models/hierarchical.toml in the "
+            "repository shows the layout)"
+        ) from err
 
     spec = spec_from_dict(document, where=str(path))
     logger.debug("loaded model %s from %s", spec.name, path)
@@ -250,7 +264,10 @@ def spec_from_dict(document: dict[str, Any], where: str = "<spec>") -> ModelSpec
 
 def _check_keys(table: Any, allowed: set[str], where: str, section: str) -> None:
     if not isinstance(table, dict):
-        raise SpecError(f"{where}: {section} must be a table, got {table!r}")
+        raise SpecError(
+            f"{where}: {section} must be a table, got {table!r}; write it as a {section} "
+            "section with key = value lines"
+        )
     unknown = sorted(set(table) - allowed)
     if unknown:
         raise SpecError(
@@ -265,15 +282,22 @@ def _section(table: Any, cls: type, where: str, section: str) -> Any:
 
     values = {}
     for key, value in table.items():
+        example = f"e.g. {key} = {getattr(defaults, key)!r} (the default)"
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise SpecError(f"{where}: {section} {key} = {value!r} must be a finite number")
+            raise SpecError(
+                f"{where}: {section} {key} = {value!r} must be a finite number; write {example}"
+            )
         if key in _POSITIVE and value <= 0:
-            raise SpecError(f"{where}: {section} {key} = {value!r} must be positive")
+            raise SpecError(
+                f"{where}: {section} {key} = {value!r} must be positive; write {example}"
+            )
         if key in _NON_NEGATIVE and value < 0:
-            raise SpecError(f"{where}: {section} {key} = {value!r} must not be negative")
+            raise SpecError(
+                f"{where}: {section} {key} = {value!r} must not be negative; write {example}"
+            )
         values[key] = float(value)
     return cls(**values)

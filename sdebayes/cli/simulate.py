@@ -65,6 +65,7 @@ def simulate(
     its intervals can be trusted.
     """
     from sdebayes._io import atomic_path, check_output_path
+    from sdebayes.exceptions import OutputError
     from sdebayes.simulate import SCENARIOS, simulate_sessions, truth_document
 
     if preset not in SCENARIOS:
@@ -74,6 +75,8 @@ def simulate(
         )
     output = check_output_path(output)
     truth = check_output_path(truth, option="--truth") if truth is not None else None
+    if truth is not None and truth.resolve() == output.resolve():
+        raise OutputError(f"--truth {truth}: must differ from --output; choose another path")
 
     scenario = SCENARIOS[preset]()
     table = simulate_sessions(
