@@ -376,8 +376,7 @@ def _sample(
                 nuts_sampler=sampler,
                 progressbar=progressbar,
                 compute_convergence_checks=False,
-                # Without jitter the exact model's drift starts at its prior mean (see _jittered).
-                init="jitter+adapt_diag" if discretization == "euler" else "adapt_diag",
+                initvals=_starting_drift(statistics, spec, discretization),
             )
     # nutpie and PyMC return the draws so far on Ctrl-C; the command line must stop instead
     raise_if_interrupted()
@@ -404,27 +403,48 @@ def _compiled_nutpie(
     if key not in _COMPILED:
         started = time.perf_counter()
         model = build_model(statistics, spec, discretization)
-        _COMPILED[key] = nutpie.compile_pymc_model(
-            model, jitter_rvs=_jittered(model, discretization)
-        )
+        start = _starting_drift(statistics, spec, discretization)
+        jittered = {
+            variable for variable in model.free_RVs if start is None or variable.name not in start
+        }
+        _COMPILED[key] = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=jittered)
         logger.info("compiled the model in %.1f s", time.perf_counter() - started)
     return _COMPILED[key]
 
 
-def _jittered(model: Any, discretization: Literal["euler", "exact"]) -> set:
-    r"""Free variables whose starting values are jittered, per discretisation.
+def _starting_drift(
+    statistics: xr.Dataset, spec: ModelSpec, discretization: Literal["euler", "exact"]
+) -> dict[str, np.ndarray] | None:
+    r"""Choose starting values of the drift for the exact model, from Euler least squares.
 
     When every gap is a whole number of time units, the exact likelihood cannot tell a
     drift matrix from one whose complex eigenvalues are shifted by :math:`\pm 2\pi i`
     (the same :math:`e^{A\Delta t}` at every integer gap). The prior makes those aliases
-    improbable, but a chain started far out can settle in one (seen in a test: a chain with
-    eigenvalues :math:`\pm 6.1i` and R-hat 1.5). The exact model therefore starts every
-    chain's drift at its prior mean, a stable matrix with real eigenvalues, and jitters only
-    the other variables.
+    improbable, but a chain started at random can settle in one (seen on simulated data: a
+    chain with eigenvalues :math:`\pm 6.1i` and R-hat 1.5). The exact model therefore starts
+    every chain's drift, unjittered, at the Euler least-squares estimate, which lies on the
+    principal branch; the other variables are jittered as usual. Returns ``None`` (plain
+    jittered starts) for the Euler model, for the non-centred parameterisation and when a
+    strategy's regression is singular. A compiled model keeps the starting values of the
+    data it was compiled for, so later fits in the same process with the same shapes start
+    from those: still on the principal branch, only not tailored.
     """
-    if discretization == "euler":
-        return set(model.free_RVs)
-    return {variable for variable in model.free_RVs if not variable.name.startswith("drift")}
+    if discretization == "euler" or spec.parameterization == "noncentred":
+        return None
+    s_zz = statistics["s_zz"].to_numpy()
+    if np.any(np.linalg.cond(s_zz) > 1e10):
+        return None
+    coefficients = np.linalg.solve(s_zz, statistics["s_zy"].to_numpy())
+    drift = np.swapaxes(coefficients[:, :-1, :], -1, -2)
+    if spec.pooling == "complete":
+        return {"drift_population": drift.mean(axis=0)}
+    if spec.pooling == "none":
+        prior = spec.drift
+        eye = np.eye(drift.shape[-1])
+        mu = prior.diagonal_mu * eye
+        sigma = prior.diagonal_sigma * eye + prior.off_diagonal_sigma * (1.0 - eye)
+        return {"drift_offset": (drift - mu) / sigma}
+    return {"drift_strategy": drift, "drift_population": drift.mean(axis=0)}
 
 
 def _relabel(result: xr.DataTree, statistics: xr.Dataset) -> xr.DataTree:
