@@ -305,7 +305,8 @@ class _Table:
     """Validation of one raw table, with messages that point at file, row and column."""
 
     def __init__(self, frame: pd.DataFrame, source: str):
-        self.frame = frame
+        # column names are matched as text: a frame built in memory may have 0 or 1.5 as names
+        self.frame = frame.set_axis([str(name) for name in frame.columns], axis=1)
         self.source = source
         self.is_csv = frame.attrs.get("format", "csv") == "csv"
 
@@ -358,7 +359,9 @@ class _Table:
                 )
             repeated = sorted({name for name in chosen if chosen.count(name) > 1})
             if repeated:
-                raise self.fail(f"objective(s) {repeated!r} selected more than once")
+                raise self.fail(
+                    f"objective(s) {repeated!r} selected more than once; list each once"
+                )
 
         if not chosen:
             raise self.fail(
@@ -371,12 +374,18 @@ class _Table:
         values = self.frame[column]
         if values.isna().any():
             index = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise self.fail(f"{self.where(index)}, column {column!r}: the value is missing")
+            raise self.fail(
+                f"{self.where(index)}, column {column!r}: the value is missing; give every row "
+                f"a {column} label"
+            )
 
         text = values.astype(str).str.strip().to_numpy(dtype=object)
         empty = np.flatnonzero(text == "")
         if empty.size:
-            raise self.fail(f"{self.where(int(empty[0]))}, column {column!r}: the value is empty")
+            raise self.fail(
+                f"{self.where(int(empty[0]))}, column {column!r}: the value is empty; give every "
+                f"row a {column} label"
+            )
         return text.astype(str)
 
     def steps(self) -> np.ndarray:
@@ -645,7 +654,7 @@ def warn_constant_objectives(trajectories: xr.Dataset) -> list[tuple[str, str]]:
         constant = (change[strategy == name] == 0).all(axis=0)
         if not constant.any():
             continue
-        names = list(objectives[constant])
+        names = [str(objective) for objective in objectives[constant]]
         found.extend((name, objective) for objective in names)
         warn(
             f"{source}: objective(s) {', '.join(map(repr, names))} never change within strategy "

@@ -5,9 +5,16 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from sdebayes.data import read_table, read_trajectories, trajectories_from_frame, transitions
+from sdebayes.data import (
+    drop_strategies_without_transitions,
+    read_table,
+    read_trajectories,
+    trajectories_from_frame,
+    transitions,
+    warn_constant_objectives,
+)
 from sdebayes.datasets import paper_sessions_path
-from sdebayes.exceptions import DataError
+from sdebayes.exceptions import DataError, DataWarning
 
 GOOD = """session,strategy,step,security,efficiency
 a,EF,0,1.0,2.0
@@ -154,3 +161,102 @@ def test_frame_with_numeric_columns_is_accepted():
     trajectories = trajectories_from_frame(frame, source="memory")
     assert list(trajectories["session"].to_numpy()) == ["1"]
     assert trajectories.attrs["source"] == "memory"
+
+
+def test_unsorted_rows_load_in_step_order(tmp_path):
+    shuffled = "session,strategy,step,x\na,S,2,3\nb,S,1,5\na,S,0,1\nb,S,0,4\na,S,1,2\n"
+    trajectories = read_trajectories(write(tmp_path, shuffled))
+    assert list(trajectories["session"].values) == ["a", "b"]
+    assert_allclose(trajectories["scores"].sel(objective="x"), [[1, 2, 3], [4, 5, np.nan]])
+    steps = transitions(trajectories)
+    assert_allclose(steps["change"].sel(objective="x"), [1, 1, 1])
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("session,strategy,step\na,S,0,1\n", r"line 2 has 4 field\(s\) but the header has 3"),
+        ("session,strategy,step,x\na,S,0,1\na,S,1\n", r"line 3 has 3 field\(s\) but the header"),
+        ("session,strategy,step,x\na,S,0,1,\n", r"line 2 has 5 field\(s\)"),
+        ("session,strategy,step,x\na,S,10000000000,1\n", "'10000000000' is too large"),
+        ('{"session": "a", "step": 0}\n', r"looks like JSON \(Lines\)"),
+        ("<html><body></body></html>\n", "looks like XML, HTML or SVG"),
+        ('session,strategy,step,x\n"a,S,0,1\n', "line 2 has 1 field"),
+    ],
+)
+def test_malformed_rows_are_refused_with_the_line(tmp_path, text, match):
+    with pytest.raises(DataError, match=match):
+        read_trajectories(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("start", "kind"),
+    [
+        (b"\x89HDF\r\n\x1a\n", r"a NetCDF-4/HDF5 file \(a posterior\?\)"),
+        (b"CDF\x01", "a NetCDF-3 file"),
+        (b"PAR1", "a Parquet file, not a CSV table; give it the suffix .parquet"),
+        (b"PK\x03\x04", r"a ZIP archive \(an Excel workbook\?\)"),
+    ],
+)
+def test_binary_formats_are_named(tmp_path, start, kind):
+    path = tmp_path / "table.csv"
+    path.write_bytes(start + b"\x00" * 40)
+    with pytest.raises(DataError, match=kind):
+        read_table(path)
+
+
+def test_a_directory_without_parquet_files_says_so(tmp_path):
+    with pytest.raises(DataError, match="is a directory without Parquet files"):
+        read_table(tmp_path)
+
+
+def test_unreadable_file_is_a_data_error(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(DataError, match=r"cannot be read \(Permission denied\); check the path"):
+        read_table(path)
+
+
+def test_frame_column_names_are_matched_as_text():
+    frame = pd.DataFrame({"session": ["a", "a"], "strategy": ["S", "S"], "step": [0, 1], 0: [1, 2]})
+    trajectories = trajectories_from_frame(frame, source="memory")
+    assert list(trajectories["objective"].values) == ["0"]
+
+
+def test_strategies_without_transitions_are_left_out_with_a_warning(tmp_path):
+    text = "session,strategy,step,x\na,S,0,1\na,S,1,2\nb,T,0,1\nc,T,0,2\n"
+    trajectories = read_trajectories(write(tmp_path, text))
+
+    with pytest.warns(DataWarning, match=r"strategy\(ies\) 'T' have no transitions .* left out"):
+        kept = drop_strategies_without_transitions(trajectories)
+
+    assert list(kept["session"].values) == ["a"]
+    assert set(kept["strategy"].values) == {"S"}
+    with pytest.raises(DataError, match=r"'T' have no transitions .*, so they cannot be fitted"):
+        drop_strategies_without_transitions(trajectories, requested=["T"])
+
+
+def test_a_table_without_any_transition_is_an_error(tmp_path):
+    trajectories = read_trajectories(write(tmp_path, "session,strategy,step,x\na,S,0,1\n"))
+    with pytest.raises(DataError, match="no strategy has a transition"):
+        drop_strategies_without_transitions(trajectories)
+
+
+def test_strategies_with_transitions_are_kept_as_they_are(tmp_path):
+    trajectories = read_trajectories(write(tmp_path, GOOD))
+    assert drop_strategies_without_transitions(trajectories) is trajectories
+
+
+def test_an_objective_constant_within_a_strategy_is_warned_about(tmp_path):
+    text = "session,strategy,step,x,y\na,S,0,5,1\na,S,1,5,2\nb,S,0,5,3\nb,S,1,5,1\n"
+    text += "c,T,0,1,1\nc,T,1,2,2\n"
+    trajectories = read_trajectories(write(tmp_path, text))
+
+    with pytest.warns(DataWarning, match=r"objective\(s\) 'x' never change within strategy 'S'"):
+        found = warn_constant_objectives(trajectories)
+
+    assert found == [("S", "x")]

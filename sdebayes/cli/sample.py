@@ -205,6 +205,14 @@ def _distributed_statistics(
 
 
 def _default_output(data: Path, model_name: str) -> Path:
+    from sdebayes.exceptions import OutputError
+
     directory = Path("results")
-    directory.mkdir(exist_ok=True)
+    try:
+        directory.mkdir(exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"--output: the default directory {directory.absolute()} cannot be created "
+            f"({err.strerror or err}); pass --output PATH"
+        ) from err
     return directory / f"{data.stem}-{model_name}.nc"
