@@ -53,6 +53,11 @@ DEFAULT_TIME_LIMIT = 10.0
 MAX_CHUNK_SIZE = 64
 """Largest number of programs sent to a worker at once."""
 
+SCORING_RECURSION_LIMIT = 1000
+"""Python recursion limit while a program is scored (CPython's default). Libraries such as
+PyTensor raise the process-wide limit when imported; pinning it here keeps a deeply nested
+program's scores the same whatever else the process has imported."""
+
 _Chunk = list[tuple[int, str]]
 
 
@@ -424,7 +429,25 @@ def _warm_up() -> None:
         _bandit()
 
 
+@contextlib.contextmanager
+def _recursion_limit(limit: int) -> Iterator[None]:
+    """Run with a fixed Python recursion limit, restoring the caller's afterwards."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def _score_one(
+    code: str, scorers: tuple[Scorer, ...], time_limit: float | None, max_chars: int
+) -> ProgramScores:
+    with _recursion_limit(SCORING_RECURSION_LIMIT):
+        return _score_one_unguarded(code, scorers, time_limit, max_chars)
+
+
+def _score_one_unguarded(
     code: str, scorers: tuple[Scorer, ...], time_limit: float | None, max_chars: int
 ) -> ProgramScores:
     started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -198,6 +199,21 @@ def test_deep_expressions_fall_back_per_objective_and_say_why():
     assert result.errors["efficiency"].startswith("RecursionError")
     assert result.scores["efficiency"] == 5.0
     assert result.scores["functionality"] == 0.0  # our own walks are iterative
+
+
+def test_scores_do_not_depend_on_the_process_recursion_limit():
+    code = "x = " + "+".join(["1"] * 1500)
+    previous = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(10_000)  # what importing PyTensor does
+        raised = score_program(code)
+    finally:
+        sys.setrecursionlimit(previous)
+
+    pinned = score_program(code)
+    assert (raised.scores, raised.errors) == (pinned.scores, pinned.errors)
+    assert "RecursionError" in raised.errors["efficiency"]
+    assert sys.getrecursionlimit() == previous
 
 
 def test_programs_above_the_size_limit_are_not_parsed():
