@@ -18,19 +18,22 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from sdebayes._signals import Terminated, handle_signals, interrupted
 from sdebayes.exceptions import SdebayesError
 
-try:  # typer >= 0.2x ships its own copy of click
+if TYPE_CHECKING:  # the installed typer, which ships its own copy of click
+    from typer._click.core import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click.exceptions import NoArgsIsHelpError, UsageError
+else:
+    try:  # typer >= 0.2x ships its own copy of click
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.exceptions import NoArgsIsHelpError, UsageError
 
 __all__ = [
     "EXIT_DIAGNOSTICS",
@@ -64,7 +67,7 @@ class _Group(TyperGroup):
 
     verbose = False
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Take ``--verbose`` out of the arguments wherever it appears."""
         # set on every call: one process may run several commands (tests, notebooks)
         _Group.verbose = any(flag in args for flag in _VERBOSE_FLAGS)
@@ -78,7 +81,7 @@ class _Group(TyperGroup):
             _report(_usage_message(err))
             raise typer.Exit(EXIT_USAGE) from err
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         """Run the command; report :class:`SdebayesError` and interrupts without a traceback.
 
         BLAS is limited to one thread: sdebayes works on many tiny matrices, for which
@@ -112,7 +115,7 @@ class _Group(TyperGroup):
             _report_interrupt(ctx, err)
 
 
-def _report_interrupt(ctx: click.Context, err: BaseException) -> NoReturn:
+def _report_interrupt(ctx: Context, err: BaseException) -> NoReturn:
     terminated = isinstance(err, Terminated) or interrupted() == signal.SIGTERM
     _report(f"{'terminated' if terminated else 'interrupted'}; no output was written")
     ctx.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
@@ -128,7 +131,7 @@ def _one_line_warnings() -> Iterator[None]:
 
     def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         if issubclass(category, UserWarning | RuntimeWarning):
-            click.echo(f"sdebayes: warning: {message}", err=True)
+            typer.echo(f"sdebayes: warning: {message}", err=True)
         else:
             logger.debug("%s: %s", category.__name__, message)
 
@@ -153,7 +156,7 @@ def _usage_message(err: UsageError) -> str:
 def _report(message: str) -> None:
     if _Group.verbose:
         traceback.print_exc(file=sys.stderr)
-    click.echo(f"sdebayes: error: {message}", err=True)
+    typer.echo(f"sdebayes: error: {message}", err=True)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from sdebayes.exceptions import DiagnosticWarning
@@ -79,7 +78,7 @@ def parse_objectives(text: str | None) -> list[str] | None:
 
 def echo_json(document: Any) -> None:
     """Print a JSON document on stdout (NaN written as ``null``, never as ``NaN``)."""
-    click.echo(json.dumps(_finite(document), indent=2, allow_nan=False))
+    typer.echo(json.dumps(_finite(document), indent=2, allow_nan=False))
 
 
 def _finite(value: Any) -> Any:

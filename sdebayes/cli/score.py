@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from sdebayes.cli._app import app, progress_enabled
@@ -126,4 +125,4 @@ def score(
                 handle.write(json.dumps(record, allow_nan=False) + "\n")
 
     workers_used = f"{batch.workers} worker(s)" if batch.workers else "an external executor"
-    click.echo(f"{batch.summary()} with {workers_used}; wrote {output}", err=True)
+    typer.echo(f"{batch.summary()} with {workers_used}; wrote {output}", err=True)
