@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -18,7 +19,7 @@ def find_stacklevel() -> int:
         Value for the ``stacklevel`` argument of :func:`warnings.warn`.
     """
     level = 1
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(
         _PACKAGE_DIR
     ):

@@ -649,7 +649,7 @@ def warn_constant_objectives(trajectories: xr.Dataset) -> list[tuple[str, str]]:
     objectives = steps["objective"].to_numpy().astype(str)
     source = trajectories.attrs.get("source", "the data")
 
-    found = []
+    found: list[tuple[str, str]] = []
     for name in map(str, dict.fromkeys(strategy)):
         constant = (change[strategy == name] == 0).all(axis=0)
         if not constant.any():

@@ -33,7 +33,7 @@ with :math:`\tilde\sigma = \sqrt{\sigma^2 + f^2}`, an LKJ prior on the Cholesky 
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pymc as pm
@@ -92,7 +92,7 @@ def build_model(
         ``diffusion_sd`` and ``diffusion_corr_chol``; the deterministic ``drift_standardised``
         and ``diffusion_chol``; and the potential ``transitions`` holding the log-likelihood.
     """
-    coords = {
+    coords: dict[str, Any] = {
         "strategy": statistics["strategy"].to_numpy(),
         "objective": statistics["objective"].to_numpy(),
         "source": statistics["objective"].to_numpy(),

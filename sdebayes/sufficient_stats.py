@@ -131,7 +131,7 @@ def sufficient_statistics(
 def statistics_dataset(
     per_strategy: Sequence[dict],
     strategies: Sequence[str],
-    objectives: Sequence[str],
+    objectives: Sequence[str] | np.ndarray,
     intervals: np.ndarray,
     location: np.ndarray,
     scale: np.ndarray,
@@ -145,7 +145,8 @@ def statistics_dataset(
         ``y_sum``, ``log_dt_sum``, ``state_cov``, ``change_cov``, ``change_sum``,
         ``interval_n``, ``interval_s_zz``, ``interval_s_zy`` and ``interval_s_yy``, as
         described in :func:`sufficient_statistics`.
-    strategies, objectives : sequence of str
+    strategies : sequence of str
+    objectives : sequence of str or numpy.ndarray
     intervals : numpy.ndarray
         The distinct time steps, sorted.
     location, scale : numpy.ndarray
@@ -157,8 +158,8 @@ def statistics_dataset(
         As returned by :func:`sufficient_statistics`. :mod:`sdebayes.distributed` builds it
         from moment sums computed on a cluster.
     """
-    objectives = np.asarray(objectives, dtype=str)
-    regressors = np.append(objectives, INTERCEPT)
+    objective_names = np.asarray(objectives, dtype=str)
+    regressors = np.append(objective_names, INTERCEPT)
     stacked = {key: np.stack([item[key] for item in per_strategy]) for key in per_strategy[0]}
 
     return xr.Dataset(
@@ -193,8 +194,8 @@ def statistics_dataset(
         attrs={"unit_steps": int(np.all(intervals == 1.0))},
         coords={
             "strategy": np.asarray(strategies, dtype=str),
-            "objective": objectives,
-            "other": objectives,
+            "objective": objective_names,
+            "other": objective_names,
             "regressor": regressors,
             "regressor_other": regressors,
         },

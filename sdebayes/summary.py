@@ -165,7 +165,7 @@ def _data_block(tree: xr.DataTree, strategies: list[str]) -> dict[str, Any]:
     constant = tree["constant_data"].to_dataset()
     if "observed_data" in tree.children:
         scores = tree["observed_data"]["scores"]
-        versions = np.isfinite(scores.isel(objective=0)).sum("step").to_numpy()
+        versions = xr.ufuncs.isfinite(scores.isel(objective=0)).sum("step").to_numpy()
         sessions, without = int(scores.sizes["session"]), int((versions < 2).sum())
     else:  # fitted from statistics computed elsewhere (sdebayes.fit.fit_statistics)
         sessions = int(tree.attrs["data_sessions"])

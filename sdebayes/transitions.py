@@ -300,7 +300,9 @@ def regression_loglik_tensor(
     and the trace takes two triangular solves. A group with :math:`N = 0` and zero sums
     contributes exactly 0.
     """
-    coefficients, chol, s_zz, s_zy, s_yy = map(pt.as_tensor, (coefficients, chol, s_zz, s_zy, s_yy))
+    coefficients, chol, s_zz, s_zy, s_yy, n_transitions = map(
+        pt.as_tensor, (coefficients, chol, s_zz, s_zy, s_yy, n_transitions)
+    )
     transposed = pt.swapaxes(coefficients, -1, -2)
     cross = transposed @ s_zy
     residual = s_yy - cross - pt.swapaxes(cross, -1, -2) + transposed @ s_zz @ coefficients
