@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from sdebayes import dynamics
 from sdebayes.data import objective_bounds, trajectories_from_frame, transitions
@@ -64,11 +65,11 @@ class StrategyDynamics:
     @classmethod
     def from_equilibrium(
         cls,
-        drift: np.ndarray,
-        equilibrium: np.ndarray,
-        diffusion_cov: np.ndarray,
-        initial_mean: np.ndarray,
-        initial_sd: np.ndarray,
+        drift: ArrayLike,
+        equilibrium: ArrayLike,
+        diffusion_cov: ArrayLike,
+        initial_mean: ArrayLike,
+        initial_sd: ArrayLike,
     ) -> StrategyDynamics:
         """Build the parameters from a drift matrix and the equilibrium it should reach."""
         drift = np.asarray(drift, dtype=float)
@@ -287,14 +288,11 @@ def simulate_sessions(
 
     frames = []
     for name, truth in scenario.strategies.items():
-        if mean_dt is None and time_step is None:
+        gaps = _gaps((sessions_per_strategy, steps), mean_dt, time_step, rng)
+        if gaps is None:
             paths = _euler_paths(truth, sessions_per_strategy, steps, rng)
             time = None
         else:
-            if time_step is not None:
-                gaps = np.full((sessions_per_strategy, steps), float(time_step))
-            else:
-                gaps = rng.geometric(1.0 / mean_dt, size=(sessions_per_strategy, steps))
             paths = _exact_paths(truth, gaps.astype(float), rng)
             time = np.concatenate([np.zeros((sessions_per_strategy, 1)), gaps.cumsum(1)], 1)
         frame = pd.DataFrame(paths.reshape(-1, paths.shape[-1]), columns=list(scenario.objectives))
@@ -306,6 +304,20 @@ def simulate_sessions(
         frame.insert(0, "session", np.repeat(sessions, steps + 1))
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _gaps(
+    shape: tuple[int, int],
+    mean_dt: float | None,
+    time_step: float | None,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Time between logged versions: fixed, geometric, or ``None`` for Euler steps of one."""
+    if time_step is not None:
+        return np.full(shape, float(time_step))
+    if mean_dt is not None:
+        return rng.geometric(1.0 / mean_dt, size=shape)
+    return None
 
 
 def _euler_paths(
