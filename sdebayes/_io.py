@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from sdebayes._signals import interrupted
+from sdebayes._signals import interrupted_here
 from sdebayes.exceptions import OutputError
 
 __all__ = ["atomic_path", "check_output_path", "check_writable_directory"]
@@ -123,8 +123,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
-        if interrupted() is not None:  # a library swallowed Ctrl-C; its result is partial
-            raise KeyboardInterrupt(f"signal {interrupted()} received; {path} not written")
+        signum = interrupted_here()
+        if signum is not None:  # a library swallowed Ctrl-C; its result is partial
+            raise KeyboardInterrupt(f"signal {signum} received; {path} not written")
         # mkstemp creates the file readable by its owner only; give it the usual permissions.
         temporary.chmod(0o666 & ~_umask())
         os.replace(temporary, path)

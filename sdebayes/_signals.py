@@ -15,9 +15,16 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Terminated", "handle_signals", "interrupted", "raise_if_interrupted"]
+__all__ = [
+    "Terminated",
+    "handle_signals",
+    "interrupted",
+    "interrupted_here",
+    "raise_if_interrupted",
+]
 
 _received: list[int] = []
+_active: list[bool] = []  # one entry per open handle_signals block
 
 
 class Terminated(KeyboardInterrupt):
@@ -30,8 +37,20 @@ class Terminated(KeyboardInterrupt):
 
 
 def interrupted() -> int | None:
-    """Return the first signal received inside :func:`handle_signals`, or ``None``."""
+    """Return the first signal received inside the last :func:`handle_signals`, or ``None``.
+
+    The record outlives the block, so that the code around it can report the interrupt.
+    """
     return _received[0] if _received else None
+
+
+def interrupted_here() -> int | None:
+    """Like :func:`interrupted`, but ``None`` outside a :func:`handle_signals` block.
+
+    What :func:`sdebayes._io.atomic_path` consults: an interrupt of an earlier block in a
+    long-lived process (a notebook, a test session) does not stop later writes.
+    """
+    return interrupted() if _active else None
 
 
 def raise_if_interrupted() -> None:
@@ -65,10 +84,19 @@ def handle_signals() -> Iterator[None]:
     the process ignores (a background job of a non-interactive shell) stays ignored.
     """
     _received.clear()
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    _active.append(True)
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        with _handlers_installed():
+            yield
+    finally:
+        _active.pop()
 
+
+@contextlib.contextmanager
+def _handlers_installed() -> Iterator[None]:
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
