@@ -28,6 +28,7 @@ from sdebayes.exceptions import DataError
 __all__ = [
     "INTERVAL_QUANTITIES",
     "SCHEMA",
+    "add_interval_rows",
     "check_strategies",
     "json_number",
     "resolve_ci_prob",
@@ -48,6 +49,7 @@ _VECTORS = ("intercept", "eigenvalues_real", "eigenvalues_imag", "equilibrium")
 _SCALARS = ("convergence_rate", "discrete_stability", "r2")
 INTERVAL_QUANTITIES = _MATRICES + _VECTORS + _SCALARS
 """Quantities summarised as ``{"mean", "median", "lower", "upper"}`` (nested like their dims)."""
+_INTERVAL_KEYS = ("mean", "median", "lower", "upper")
 
 _ORDER = (
     "drift",
@@ -265,30 +267,9 @@ def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], per
         title=f"Strategy {name}: posterior mean and {percent} interval", title_justify="left"
     )
     table.add_column("quantity")
-    for column in ("mean", "median", "lower", "upper"):
+    for column in _INTERVAL_KEYS:
         table.add_column(column, justify="right")
-
-    table.add_row("convergence rate  -max Re(eig A)", *_cells(block["convergence_rate"]))
-    table.add_row("discrete stability (spectral radius)", *_cells(block["discrete_stability"]))
-    table.add_row("one-step R^2", *_cells(block["r2"]))
-    for i, (real, imag) in enumerate(
-        zip(block["eigenvalues_real"], block["eigenvalues_imag"], strict=True)
-    ):
-        order = " (slowest)" if i == 0 else ""
-        table.add_row(f"eigenvalue {i + 1}{order}, real part", *_cells(real))
-        table.add_row(f"eigenvalue {i + 1}{order}, imaginary part", *_cells(imag))
-
-    table.add_section()
-    for objective, entry in zip(objectives, block["equilibrium"], strict=True):
-        table.add_row(f"equilibrium {objective}", *_cells(entry))
-    table.add_section()
-    for i, row in enumerate(block["interference"]):
-        for j in range(i + 1, len(row)):
-            table.add_row(f"interference {objectives[i]} ~ {objectives[j]}", *_cells(row[j]))
-    table.add_section()
-    for i, row in enumerate(block["drift"]):
-        for j, entry in enumerate(row):
-            table.add_row(f"drift d{objectives[i]}/dt per {objectives[j]}", *_cells(entry))
+    add_interval_rows(table, block, objectives, _INTERVAL_KEYS)
 
     table.add_section()
     for mode, probability in block["mode_probabilities"].items():
@@ -297,11 +278,53 @@ def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], per
     return table
 
 
-def _cells(entry: dict[str, float | None]) -> tuple[str, ...]:
-    return tuple(
-        "undefined" if entry[key] is None else f"{entry[key]:.3f}"
-        for key in ("mean", "median", "lower", "upper")
-    )
+def add_interval_rows(
+    table: Table,
+    block: dict[str, Any],
+    objectives: list[str],
+    keys: Sequence[str],
+    stability_label: str = "discrete stability (spectral radius)",
+) -> None:
+    """Add a row per interval quantity of one strategy, from its rates to its drift matrix.
+
+    Parameters
+    ----------
+    table : rich.table.Table
+        A table with a label column followed by one column per key.
+    block : dict
+        One strategy of a summary, ``summary["strategies"][name]``, as made by
+        :func:`summarize` or :func:`sdebayes.baseline.summarize_baseline`.
+    objectives : list of str
+    keys : sequence of str
+        Entries of each quantity to show, in column order, e.g. ``("mean", "lower", "upper")``.
+    stability_label : str, optional
+        Label of the ``discrete_stability`` row.
+    """
+
+    def cells(entry: dict[str, float | None]) -> tuple[str, ...]:
+        return tuple("undefined" if entry[key] is None else f"{entry[key]:.3f}" for key in keys)
+
+    table.add_row("convergence rate  -max Re(eig A)", *cells(block["convergence_rate"]))
+    table.add_row(stability_label, *cells(block["discrete_stability"]))
+    table.add_row("one-step R^2", *cells(block["r2"]))
+    for i, (real, imag) in enumerate(
+        zip(block["eigenvalues_real"], block["eigenvalues_imag"], strict=True)
+    ):
+        order = " (slowest)" if i == 0 else ""
+        table.add_row(f"eigenvalue {i + 1}{order}, real part", *cells(real))
+        table.add_row(f"eigenvalue {i + 1}{order}, imaginary part", *cells(imag))
+
+    table.add_section()
+    for objective, entry in zip(objectives, block["equilibrium"], strict=True):
+        table.add_row(f"equilibrium {objective}", *cells(entry))
+    table.add_section()
+    for i, row in enumerate(block["interference"]):
+        for j in range(i + 1, len(row)):
+            table.add_row(f"interference {objectives[i]} ~ {objectives[j]}", *cells(row[j]))
+    table.add_section()
+    for i, row in enumerate(block["drift"]):
+        for j, entry in enumerate(row):
+            table.add_row(f"drift d{objectives[i]}/dt per {objectives[j]}", *cells(entry))
 
 
 def _diagnostics_table(diagnostics: dict[str, Any], model: dict[str, Any]) -> Table:

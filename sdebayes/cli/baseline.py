@@ -100,6 +100,8 @@ def baseline(
 
 
 def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], percent: str) -> Table:
+    from sdebayes.summary import add_interval_rows
+
     table = Table(
         title=f"Strategy {name}: least squares and {percent} bootstrap interval",
         title_justify="left",
@@ -108,27 +110,13 @@ def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], per
     for column in ("estimate", "lower", "upper"):
         table.add_column(column, justify="right")
 
-    table.add_row("convergence rate  -max Re(eig A)", *_cells(block["convergence_rate"]))
-    table.add_row("discrete stability  |eig(I + A dt)|", *_cells(block["discrete_stability"]))
-    table.add_row("one-step R^2", *_cells(block["r2"]))
-    for i, (real, imag) in enumerate(
-        zip(block["eigenvalues_real"], block["eigenvalues_imag"], strict=True)
-    ):
-        order = " (slowest)" if i == 0 else ""
-        table.add_row(f"eigenvalue {i + 1}{order}, real part", *_cells(real))
-        table.add_row(f"eigenvalue {i + 1}{order}, imaginary part", *_cells(imag))
-
-    table.add_section()
-    for objective, entry in zip(objectives, block["equilibrium"], strict=True):
-        table.add_row(f"equilibrium {objective}", *_cells(entry))
-    table.add_section()
-    for i, row in enumerate(block["interference"]):
-        for j in range(i + 1, len(row)):
-            table.add_row(f"interference {objectives[i]} ~ {objectives[j]}", *_cells(row[j]))
-    table.add_section()
-    for i, row in enumerate(block["drift"]):
-        for j, entry in enumerate(row):
-            table.add_row(f"drift d{objectives[i]}/dt per {objectives[j]}", *_cells(entry))
+    add_interval_rows(
+        table,
+        block,
+        objectives,
+        ("mean", "lower", "upper"),
+        stability_label="discrete stability  |eig(I + A dt)|",
+    )
 
     table.add_section()
     table.add_row("mode of the estimate", block["mode"], "", "")
@@ -138,10 +126,3 @@ def _strategy_table(name: str, block: dict[str, Any], objectives: list[str], per
     table.add_row("equilibrium Pareto-optimal", pareto, "", "")
     table.add_row("share of resamples Pareto-optimal", f"{block['pareto_probability']:.3f}", "", "")
     return table
-
-
-def _cells(entry: dict[str, float | None]) -> tuple[str, ...]:
-    return tuple(
-        "undefined" if entry[key] is None else f"{entry[key]:.3f}"
-        for key in ("mean", "lower", "upper")
-    )
