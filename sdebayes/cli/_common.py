@@ -1,4 +1,4 @@
-"""Pieces shared by several commands: data arguments, warnings on the terminal, JSON output."""
+"""Pieces shared by several commands: data and interval options, terminal warnings, JSON output."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ import typer
 from sdebayes.exceptions import DiagnosticWarning
 
 __all__ = [
+    "CiProbOption",
     "DataArgument",
     "ObjectivesOption",
     "StrategyOption",
+    "check_ci_prob",
     "echo_json",
     "parse_objectives",
     "terminal_warnings",
@@ -61,6 +63,21 @@ ObjectivesOption = Annotated[
         metavar="A,B,...",
     ),
 ]
+
+CiProbOption = Annotated[
+    float | None,
+    typer.Option(
+        metavar="P",
+        help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
+        show_default=False,
+    ),
+]
+
+
+def check_ci_prob(ci_prob: float | None) -> None:
+    """Reject a ``--ci-prob`` outside (0, 1) with a usage error naming the value."""
+    if ci_prob is not None and not 0 < ci_prob < 1:
+        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
 
 
 def parse_objectives(text: str | None) -> list[str] | None:

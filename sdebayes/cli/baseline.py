@@ -12,9 +12,11 @@ from rich.table import Table
 
 from sdebayes.cli._app import app
 from sdebayes.cli._common import (
+    CiProbOption,
     DataArgument,
     ObjectivesOption,
     StrategyOption,
+    check_ci_prob,
     echo_json,
     parse_objectives,
     terminal_warnings,
@@ -47,13 +49,7 @@ def baseline(
             show_default=False,
         ),
     ] = None,
-    ci_prob: Annotated[
-        float | None,
-        typer.Option(
-            help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
-            show_default=False,
-        ),
-    ] = None,
+    ci_prob: CiProbOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary instead of tables.")
     ] = False,
@@ -70,8 +66,7 @@ def baseline(
     from sdebayes.datasets import paper_sessions_path
     from sdebayes.summary import check_strategies
 
-    if ci_prob is not None and not 0 < ci_prob < 1:
-        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    check_ci_prob(ci_prob)
     path = data if data is not None else paper_sessions_path()
     trajectories = read_trajectories(path, objectives=parse_objectives(objectives))
     trajectories = drop_strategies_without_transitions(trajectories, strategy)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from sdebayes.cli._app import app
-from sdebayes.cli._common import echo_json
+from sdebayes.cli._common import CiProbOption, check_ci_prob, echo_json
 from sdebayes.cli.ppc import PosteriorArgument
 
 __all__ = ["contrast"]
@@ -22,14 +22,7 @@ def contrast(
     posterior: PosteriorArgument,
     first: Annotated[str, typer.Argument(metavar="A", help="First strategy.")],
     second: Annotated[str, typer.Argument(metavar="B", help="Second strategy.")],
-    ci_prob: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
-            show_default=False,
-        ),
-    ] = None,
+    ci_prob: CiProbOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of a table.")
     ] = False,
@@ -44,8 +37,7 @@ def contrast(
     from sdebayes.contrast import contrast_table
     from sdebayes.io_netcdf import load_posterior
 
-    if ci_prob is not None and not 0 < ci_prob < 1:
-        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    check_ci_prob(ci_prob)
     tree = load_posterior(posterior)
     result = contrast_strategies(tree, first, second, ci_prob=ci_prob)
     result["posterior"] = str(posterior)

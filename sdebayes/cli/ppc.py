@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sdebayes.cli._app import app
-from sdebayes.cli._common import echo_json, terminal_warnings
+from sdebayes.cli._common import CiProbOption, check_ci_prob, echo_json, terminal_warnings
 
 if TYPE_CHECKING:
     from sdebayes.plots import Format
@@ -67,14 +67,7 @@ def ppc(
         int, typer.Option(min=0, metavar="N", help="Seed of the thinning and the replicates.")
     ] = 0,
     svg: Annotated[bool, typer.Option("--svg", help="Also write every figure as SVG.")] = False,
-    ci_prob: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
-            show_default=False,
-        ),
-    ] = None,
+    ci_prob: CiProbOption = None,
     json_output: Annotated[
         bool,
         typer.Option("--json", help="Print the JSON summary (statistics and figures) on stdout."),
@@ -93,8 +86,7 @@ def ppc(
     from sdebayes.plots import prepare_directory, write_figures
     from sdebayes.ppc import posterior_predictive_check
 
-    if ci_prob is not None and not 0 < ci_prob < 1:
-        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    check_ci_prob(ci_prob)
     tree = load_posterior(posterior, groups=("posterior", "observed_data"))
     trajectories = None
     if data is not None:

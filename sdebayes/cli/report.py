@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sdebayes.cli._app import app
-from sdebayes.cli._common import terminal_warnings
+from sdebayes.cli._common import CiProbOption, check_ci_prob, terminal_warnings
 from sdebayes.cli.ppc import PosteriorArgument
 
 __all__ = ["report"]
@@ -37,14 +37,7 @@ def report(
     seed: Annotated[
         int, typer.Option(min=0, metavar="N", help="Seed of the posterior predictive checks.")
     ] = 0,
-    ci_prob: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Probability of the intervals. Default: ArviZ's stats.ci_prob (0.89).",
-            show_default=False,
-        ),
-    ] = None,
+    ci_prob: CiProbOption = None,
 ) -> None:
     """Write an HTML report: summaries, diagnostics, contrasts, checks and every figure.
 
@@ -55,8 +48,7 @@ def report(
     from sdebayes.io_netcdf import load_posterior
     from sdebayes.report import write_report
 
-    if ci_prob is not None and not 0 < ci_prob < 1:
-        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    check_ci_prob(ci_prob)
     tree = load_posterior(posterior, groups=("posterior", "observed_data", "constant_data"))
     output = check_output_path(output or posterior.with_name(f"{posterior.stem}-report.html"))
     with terminal_warnings():
