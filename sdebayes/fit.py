@@ -14,6 +14,7 @@ at all, and an existing file is only replaced once the new one is fully written.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import time
@@ -34,6 +35,7 @@ from sdebayes.sufficient_stats import standardization, sufficient_statistics
 from sdebayes.transitions import choose_discretization, typical_step
 
 __all__ = [
+    "BACKENDS",
     "SAMPLERS",
     "DataDescription",
     "fit",
@@ -45,6 +47,12 @@ logger = logging.getLogger(__name__)
 Sampler = Literal["nutpie", "numpyro", "pymc"]
 SAMPLERS: tuple[str, ...] = ("nutpie", "numpyro", "pymc")
 """NUTS implementations :func:`fit` can use; nutpie is the default (see docs/benchmarks.md)."""
+
+Backend = Literal["numba", "jax"]
+BACKENDS: tuple[str, ...] = ("numba", "jax")
+"""What nutpie compiles the model with. Numba compiles slowly (cached on disk only in part)
+and samples fast, and a compiled model is reused by later fits in the process; JAX compiles in
+seconds and samples several times slower (docs/benchmarks.md)."""
 
 _COMPILED: dict[tuple, Any] = {}
 
@@ -58,6 +66,7 @@ def fit(
     chains: int = 4,
     random_seed: int | None = None,
     sampler: Sampler = "nutpie",
+    backend: Backend = "numba",
     progressbar: bool = True,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     discretization: Literal["auto", "euler", "exact"] = "auto",
@@ -83,6 +92,10 @@ def fit(
         Seed of the sampler. The same seed, data, model and sampler give identical draws.
     sampler : {"nutpie", "numpyro", "pymc"}, default="nutpie"
         NUTS implementation.
+    backend : {"numba", "jax"}, default="numba"
+        How nutpie compiles the model (ignored by the other samplers). Numba suits many fits
+        in one process, which reuse the compiled model; JAX compiles in seconds, which suits
+        a single fit on a machine whose compile cache is cold.
     progressbar : bool, default=True
         Show the sampler's progress bar.
     bounds : tuple of numpy.ndarray, optional
@@ -119,7 +132,7 @@ def fit(
     SamplingWarning
         If the sampler reports divergent transitions.
     """
-    _check_settings(draws, tune, chains, sampler)
+    _check_settings(draws, tune, chains, sampler, backend)
     spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
 
     steps = transitions(trajectories)
@@ -140,6 +153,7 @@ def fit(
         chains=chains,
         random_seed=random_seed,
         sampler=sampler,
+        backend=backend,
         progressbar=progressbar,
         bounds=bounds,
         discretization=discretization,
@@ -202,6 +216,7 @@ def fit_statistics(
     chains: int = 4,
     random_seed: int | None = None,
     sampler: Sampler = "nutpie",
+    backend: Backend = "numba",
     progressbar: bool = True,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     discretization: Literal["auto", "euler", "exact"] = "auto",
@@ -222,7 +237,7 @@ def fit_statistics(
         As returned by :func:`sdebayes.sufficient_stats.sufficient_statistics`.
     description : DataDescription
         Source, objectives, session counts, time column and score range of the data.
-    spec, draws, tune, chains, random_seed, sampler, progressbar, discretization
+    spec, draws, tune, chains, random_seed, sampler, backend, progressbar, discretization
         As in :func:`fit`.
     bounds : tuple of numpy.ndarray, optional
         As in :func:`fit`. Default: ``(description.lower, description.upper)``.
@@ -234,7 +249,7 @@ def fit_statistics(
     xarray.DataTree
         As :func:`fit`, without ``observed_data``.
     """
-    _check_settings(draws, tune, chains, sampler)
+    _check_settings(draws, tune, chains, sampler, backend)
     spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
     return _fit(
         statistics,
@@ -246,6 +261,7 @@ def fit_statistics(
         chains=chains,
         random_seed=random_seed,
         sampler=sampler,
+        backend=backend,
         progressbar=progressbar,
         bounds=bounds,
         discretization=discretization,
@@ -265,6 +281,7 @@ def _fit(
     chains: int,
     random_seed: int | None,
     sampler: Sampler,
+    backend: Backend,
     progressbar: bool,
     bounds: tuple[np.ndarray, np.ndarray] | None,
     discretization: Literal["auto", "euler", "exact"],
@@ -282,7 +299,16 @@ def _fit(
     )
 
     raw, timings = _sample(
-        statistics, spec, discretization, draws, tune, chains, random_seed, sampler, progressbar
+        statistics,
+        spec,
+        discretization,
+        draws,
+        tune,
+        chains,
+        random_seed,
+        sampler,
+        progressbar,
+        backend,
     )
     seconds = timings["sampling_seconds"]
 
@@ -295,6 +321,7 @@ def _fit(
         _provenance(description, spec, sampler, draws, tune, chains, random_seed, timings)
     )
     tree.attrs.update(
+        backend=backend if sampler == "nutpie" else "",
         discretization=discretization,
         typical_dt=typical_step(statistics),
         standardize=int(standardize),
@@ -309,10 +336,27 @@ def _fit(
     return tree
 
 
-def _check_settings(draws: int, tune: int, chains: int, sampler: str) -> None:
+def _check_settings(draws: int, tune: int, chains: int, sampler: str, backend: str) -> None:
     _check_positive(draws=draws, tune=tune, chains=chains)
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+    _check_optional_dependency(sampler, backend)
+
+
+def _check_optional_dependency(sampler: str, backend: str) -> None:
+    """Say how to install JAX or NumPyro before anything is compiled."""
+    if sampler == "numpyro":
+        needed, chosen = "numpyro", "sampler='numpyro'"
+    elif sampler == "nutpie" and backend == "jax":
+        needed, chosen = "jax", "backend='jax'"
+    else:
+        return
+    if importlib.util.find_spec(needed) is None:
+        raise ValueError(
+            f"{chosen} needs {needed}; install it with: pip install 'sdebayes[numpyro]'"
+        )
 
 
 def _check_positive(**values: int) -> None:
@@ -331,6 +375,7 @@ def _sample(
     random_seed: int | None,
     sampler: Sampler,
     progressbar: bool,
+    backend: Backend = "numba",
 ) -> tuple[xr.DataTree, dict[str, float | None]]:
     """Draw from the posterior; also return compile and sampling wall times in seconds.
 
@@ -341,8 +386,9 @@ def _sample(
         import nutpie
 
         started = time.perf_counter()
-        compiled = _compiled_nutpie(statistics, spec, discretization)
-        used = {variable.name for variable in compiled.shared_var_keys}
+        compiled = _compiled_nutpie(statistics, spec, discretization, backend)
+        # A JAX model is compiled with its data as constants (see _compiled_nutpie).
+        used = {variable.name for variable in getattr(compiled, "shared_var_keys", ())}
         compiled = compiled.with_data(
             **{
                 name: statistics[name].to_numpy()
@@ -388,9 +434,16 @@ def _sample(
 
 
 def _compiled_nutpie(
-    statistics: xr.Dataset, spec: ModelSpec, discretization: Literal["euler", "exact"]
+    statistics: xr.Dataset,
+    spec: ModelSpec,
+    discretization: Literal["euler", "exact"],
+    backend: Backend = "numba",
 ) -> Any:
-    """Compile the model once per specification and shape; later fits only swap the data."""
+    """Compile the model once per specification and shape; later fits only swap the data.
+
+    With JAX the data are compiled in as constants, which samples about twice as fast as
+    swappable data (measured), so a JAX model is reused only for the same data.
+    """
     import nutpie
 
     key = (
@@ -399,17 +452,36 @@ def _compiled_nutpie(
         statistics.sizes["strategy"],
         statistics.sizes["objective"],
         tuple(statistics["interval_dt"].to_numpy()) if discretization == "exact" else (),
+        backend,
+        _data_digest(statistics, discretization) if backend == "jax" else "",
     )
     if key not in _COMPILED:
         started = time.perf_counter()
         model = build_model(statistics, spec, discretization)
+        options: dict[str, Any] = {"freeze_model": False}
+        if backend == "jax":
+            # Freeze here rather than in nutpie, so that the variables to jitter belong to
+            # the model that is compiled (nutpie's own freezing makes new variables).
+            from pymc.model.transform.optimization import freeze_dims_and_data
+
+            model = freeze_dims_and_data(model)
+            options.update(backend="jax", gradient_backend="jax")
         start = _starting_drift(statistics, spec, discretization)
         jittered = {
             variable for variable in model.free_RVs if start is None or variable.name not in start
         }
-        _COMPILED[key] = nutpie.compile_pymc_model(model, initial_points=start, jitter_rvs=jittered)
-        logger.info("compiled the model in %.1f s", time.perf_counter() - started)
+        _COMPILED[key] = nutpie.compile_pymc_model(
+            model, initial_points=start, jitter_rvs=jittered, **options
+        )
+        logger.info("compiled the model with %s in %.1f s", backend, time.perf_counter() - started)
     return _COMPILED[key]
+
+
+def _data_digest(statistics: xr.Dataset, discretization: Literal["euler", "exact"]) -> str:
+    digest = hashlib.sha256()
+    for name in DATA_NAMES[discretization]:
+        digest.update(np.ascontiguousarray(statistics[name].to_numpy(), dtype=float).tobytes())
+    return digest.hexdigest()
 
 
 def _starting_drift(

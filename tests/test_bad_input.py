@@ -137,6 +137,7 @@ CASES = [
     case("text-draws", "`--draws many`", f"sample --draws many {OUT}", "(got 'many')"),
     case("negative-seed", "`--seed -1`", f"sample --seed -1 {OUT}", "(got '-1')"),
     case("unknown-sampler", "`--sampler metropolis`", f"sample --sampler metropolis {OUT}", "pymc"),
+    case("unknown-backend", "`--backend cuda`", f"sample --backend cuda {OUT}", "numba, jax"),
     case("unknown-discretization", "`--discretization x`", "sample --discretization x", "exact"),
     case("ci-prob", "`--ci-prob 1.5`", f"sample --ci-prob 1.5 {OUT}", "between 0 and 1"),
     case("unknown-option", "a misspelt option", f"sample --draw 5 {OUT}", "--draws"),

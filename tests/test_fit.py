@@ -3,6 +3,7 @@
 import json
 import re
 
+import arviz_stats as azs
 import numpy as np
 import pytest
 import xarray as xr
@@ -135,3 +136,37 @@ def test_short_run_warns_with_figures(paper_fit):
 def test_non_positive_settings_are_rejected(bad):
     with pytest.raises(ValueError, match="must be a positive integer"):
         fit(read_trajectories(paper_sessions_path()), **bad)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backend": "cuda"}, "backend='cuda' is not one of numba, jax"),
+        ({"sampler": "stan"}, "sampler='stan' is not one of"),
+    ],
+)
+def test_unknown_sampler_or_backend_is_rejected(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fit(read_trajectories(paper_sessions_path()), **settings)
+
+
+def test_jax_backend_agrees_with_numba(paper_fit):
+    """Both backends sample the same posterior: rate means agree within Monte Carlo error.
+
+    The draws differ (another compiler, other rounding), so the bound is five standard errors
+    of the difference of two means, each sd / sqrt(bulk ESS): a false alarm has odds below
+    1e-5 per rate, while a backend that dropped a likelihood term shifts the rates by many
+    standard errors.
+    """
+    jax_fit = fit(
+        read_trajectories(paper_sessions_path()),
+        random_seed=11,
+        backend="jax",
+        progressbar=False,
+    )
+
+    assert jax_fit.attrs["backend"] == "jax"
+    rates = [tree["posterior"]["convergence_rate"] for tree in (paper_fit, jax_fit)]
+    difference = (rates[0].mean(("chain", "draw")) - rates[1].mean(("chain", "draw"))).to_numpy()
+    standard_error = np.hypot(*(azs.mcse(rate).to_numpy() for rate in rates))
+    assert np.all(np.abs(difference) < 5 * standard_error), (difference, standard_error)
