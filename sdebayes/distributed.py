@@ -314,8 +314,8 @@ def _merge(parts: Sequence[_Moments]) -> _Moments:
         merged.versions = (
             part.versions if merged.versions is None else merged.versions + part.versions
         )
-        merged.lower = part.lower if merged.lower is None else np.minimum(merged.lower, part.lower)
-        merged.upper = part.upper if merged.upper is None else np.maximum(merged.upper, part.upper)
+    merged.lower = np.min([part.lower for part in filled], axis=0)
+    merged.upper = np.max([part.upper for part in filled], axis=0)
     merged.hashes = np.concatenate([part.hashes for part in filled])
     merged.partitions = np.concatenate([part.partitions for part in filled])
     return merged
