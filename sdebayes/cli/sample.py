@@ -12,9 +12,11 @@ from rich.console import Console
 
 from sdebayes.cli._app import EXIT_DIAGNOSTICS, app, progress_enabled
 from sdebayes.cli._common import (
+    CiProbOption,
     DataArgument,
     ObjectivesOption,
     StrategyOption,
+    check_ci_prob,
     echo_json,
     parse_objectives,
     terminal_warnings,
@@ -95,14 +97,7 @@ def sample(
             show_default=False,
         ),
     ] = None,
-    ci_prob: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Probability of the credible intervals. Default: ArviZ's stats.ci_prob (0.89).",
-            show_default=False,
-        ),
-    ] = None,
+    ci_prob: CiProbOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON summary instead of tables.")
     ] = False,
@@ -151,8 +146,7 @@ def sample(
         )
     if backend not in ("numba", "jax"):
         raise typer.BadParameter(f"{backend!r} is not one of numba, jax", param_hint="--backend")
-    if ci_prob is not None and not 0 < ci_prob < 1:
-        raise typer.BadParameter(f"{ci_prob!r} must lie between 0 and 1", param_hint="--ci-prob")
+    check_ci_prob(ci_prob)
     if discretization not in ("auto", "euler", "exact"):
         raise typer.BadParameter(
             f"{discretization!r} is not one of auto, euler, exact", param_hint="--discretization"
