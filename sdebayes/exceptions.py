@@ -19,6 +19,7 @@ __all__ = [
     "DiagnosticWarning",
     "OutputError",
     "PosteriorFileError",
+    "SamplerError",
     "SamplingWarning",
     "SdebayesError",
     "SpecError",
@@ -39,6 +40,10 @@ class SpecError(SdebayesError):
 
 class PosteriorFileError(SdebayesError):
     """A posterior file is missing, not NetCDF, or lacks the groups sdebayes writes."""
+
+
+class SamplerError(SdebayesError):
+    """The requested sampler or backend is not installed or cannot fit this model."""
 
 
 class OutputError(SdebayesError):
