@@ -43,7 +43,7 @@ def _machine(results: dict[str, Any]) -> str:
             [
                 "load average (1, 5, 15 min)",
                 f"{machine.get('load_at_start')} at the start, {machine.get('load_at_end')} at "
-                "the end; other engineers' fits and tests shared the two cores throughout",
+                "the end (2 would mean both cores busy; each section reports its own)",
             ],
         ],
     )
