@@ -296,8 +296,9 @@ def _fit(
         # Measured on 40 irregular sessions: the JAX build of the exact model sampled into
         # draws whose transition covariance is singular, where the Numba build converged.
         raise SamplerError(
-            "backend='jax' supports only the Euler transition, and these data need the exact "
-            "one (a time column or uneven steps); use backend='numba' (the default)"
+            "backend='jax' supports only the Euler transition, and this fit uses the exact one "
+            "(a time column, uneven steps or discretization='exact'); use backend='numba' "
+            "(the default)"
         )
     logger.info(
         "fitting %s model (%s transitions): %d strategies, %d transitions",
