@@ -59,10 +59,11 @@ def raise_if_interrupted() -> None:
     Raises
     ------
     KeyboardInterrupt
-        :class:`Terminated` for SIGTERM, if a signal was received inside
-        :func:`handle_signals`.
+        :class:`Terminated` for SIGTERM, if a signal was received inside the
+        :func:`handle_signals` block that is running; an interrupt of an earlier block in the
+        same process does not count.
     """
-    signum = interrupted()
+    signum = interrupted_here()
     if signum == signal.SIGTERM:
         raise Terminated(f"received signal {signum}")
     if signum is not None:
