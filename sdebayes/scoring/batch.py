@@ -372,12 +372,21 @@ def _check_picklable(scorers: tuple[Scorer, ...]) -> None:
             ) from err
 
 
+_ALARM_REPEAT = 0.05
+"""Seconds between repeated alarms once a program's time limit has passed."""
+
+
 class _TimeLimitReached(BaseException):
     """Raised by the SIGALRM handler; a BaseException so scorers' ``except`` keep out."""
 
 
+_limit_armed = threading.Event()
+"""Set while a program's time limit runs; a repeated alarm after it was cleared is ignored."""
+
+
 def _on_alarm(signum: int, frame: object) -> None:
-    raise _TimeLimitReached
+    if _limit_armed.is_set():
+        raise _TimeLimitReached
 
 
 @contextlib.contextmanager
@@ -458,7 +467,11 @@ def _score_one_unguarded(
     timed_out = False
     try:
         if time_limit is not None:
-            signal.setitimer(signal.ITIMER_REAL, time_limit)
+            # Repeat the alarm until it is cleared: an exception raised while the interpreter
+            # runs a garbage-collector callback (hypothesis installs one) is discarded, so a
+            # single alarm that lands there would let the program run on unbounded.
+            _limit_armed.set()
+            signal.setitimer(signal.ITIMER_REAL, time_limit, _ALARM_REPEAT)
         try:
             program = parse_program(code, max_chars)
             for scorer in scorers:
@@ -473,6 +486,7 @@ def _score_one_unguarded(
                     details[scorer.name] = dict(result.details)
         finally:
             if time_limit is not None:
+                _limit_armed.clear()
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except _TimeLimitReached:
         timed_out = True
