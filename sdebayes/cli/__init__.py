@@ -6,7 +6,18 @@ application in :mod:`sdebayes.cli._app`; importing this package registers them a
 
 from __future__ import annotations
 
-from sdebayes.cli import baseline, compare, contrast, ppc, report, sample, sbc, score, simulate  # noqa: F401
+# Importing the command modules registers their commands on ``app``.
+from sdebayes.cli import (  # noqa: F401
+    baseline,
+    compare,
+    contrast,
+    ppc,
+    report,
+    sample,
+    sbc,
+    score,
+    simulate,
+)
 from sdebayes.cli._app import app
 
 __all__ = ["app", "main"]

@@ -180,7 +180,12 @@ def sample(
     }
     with terminal_warnings() as diagnostics:
         if distributed:
-            tree = fit_statistics(statistics, description, spec, **settings)  # type: ignore[arg-type]
+            tree = fit_statistics(
+                statistics,
+                description,
+                spec,
+                **settings,  # type: ignore[arg-type]
+            )
         else:
             tree = fit(trajectories, spec, **settings)  # type: ignore[arg-type]
         save_posterior(tree, output)
