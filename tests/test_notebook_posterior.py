@@ -9,16 +9,12 @@ repository.
 from __future__ import annotations
 
 import ast
-import os
-import shutil
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from _notebooks import REPOSITORY, cell_text, run_quick
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPOSITORY / "notebooks" / "posterior_analysis.ipynb"
 CELL_TIMEOUT = 900  # seconds; each of the two fits compiles a model (30-140 s on 2 cores)
 TOTAL_LIMIT = 1500  # seconds; quick mode took about 4 minutes on 2 shared cores
@@ -36,15 +32,6 @@ PUBLIC_MODULES = {
 }
 
 
-def _text(cell: nbformat.NotebookNode) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        parts.append(output.get("text", ""))
-        for kind in ("text/plain", "text/markdown", "text/html"):
-            parts.append(output.get("data", {}).get(kind, ""))
-    return "".join(parts)
-
-
 def test_notebook_imports_only_public_names():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
@@ -60,35 +47,20 @@ def test_committed_notebook_has_the_outputs_of_a_full_run():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(cell.get("execution_count") for cell in code), "a code cell was not run"
-    text = "\n".join(_text(cell) for cell in code)
+    text = "\n".join(cell_text(cell) for cell in code)
     assert "quick=False" in text
     assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", []))
 
 
 @pytest.mark.slow
 def test_posterior_notebook_runs_in_quick_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("SDEBAYES_NOTEBOOK_QUICK", "1")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")])
+    notebook, seconds = run_quick(
+        NOTEBOOK, tmp_path, monkeypatch, cell_timeout=CELL_TIMEOUT, mpl_backend="agg"
     )
-    monkeypatch.setenv("MPLBACKEND", "agg")
-    copy = tmp_path / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, copy)
-    notebook = nbformat.read(copy, as_version=4)
-
-    started = time.perf_counter()
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    seconds = time.perf_counter() - started
 
     assert seconds < TOTAL_LIMIT, f"quick run took {seconds:.0f} s"
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    text = "\n".join(_text(cell) for cell in code)
+    text = "\n".join(cell_text(cell) for cell in code)
     assert "quick=True" in text
     assert f"from `{REPOSITORY / 'sdebayes'}`" in text, "the kernel imported another sdebayes"
     for needle in ("EF", "AI", "correctness", "security", "P(AI > EF)", "extreme", "MB"):

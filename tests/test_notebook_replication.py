@@ -8,56 +8,28 @@ test is the code of this checkout.
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from _notebooks import REPOSITORY, cell_text, run_quick
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPOSITORY / "notebooks" / "paper_replication.ipynb"
 CELL_TIMEOUT = 600  # seconds; the first fit compiles the model (30-140 s on 2 cores)
 TOTAL_LIMIT = 900  # seconds; quick mode took 55-75 s on 2 shared cores (compile included)
-
-
-def _text(cell: nbformat.NotebookNode) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        parts.append(output.get("text", ""))
-        parts.append(output.get("data", {}).get("text/plain", ""))
-        parts.append(output.get("data", {}).get("text/markdown", ""))
-    return "".join(parts)
 
 
 @pytest.mark.slow
 def test_replication_notebook_runs_in_quick_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SDEBAYES_NOTEBOOK_QUICK", "1")
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # the inline backend draws the figure
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(REPOSITORY), os.environ.get("PYTHONPATH", "")])
+    # The inline backend draws the coverage figure into the outputs.
+    notebook, seconds = run_quick(
+        NOTEBOOK, tmp_path, monkeypatch, cell_timeout=CELL_TIMEOUT, mpl_backend=None
     )
-    copy = tmp_path / NOTEBOOK.name
-    shutil.copy(NOTEBOOK, copy)
-    notebook = nbformat.read(copy, as_version=4)
-
-    started = time.perf_counter()
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()
-    seconds = time.perf_counter() - started
 
     assert seconds < TOTAL_LIMIT, f"quick run took {seconds:.0f} s"
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    text = "\n".join(_text(cell) for cell in code)
+    text = "\n".join(cell_text(cell) for cell in code)
     assert "quick=True" in text
     assert f"from `{REPOSITORY / 'sdebayes'}`" in text, "the kernel imported another sdebayes"
     for strategy in ("EF", "SF", "FF", "AI"):
