@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import math
 import multiprocessing
@@ -22,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -384,9 +386,27 @@ _limit_armed = threading.Event()
 """Set while a program's time limit runs; a repeated alarm after it was cleared is ignored."""
 
 
-def _on_alarm(signum: int, frame: object) -> None:
-    if _limit_armed.is_set():
+def _on_alarm(signum: int, frame: types.FrameType | None) -> None:
+    if _limit_armed.is_set() and not _exceptions_discarded_in(frame):
         raise _TimeLimitReached
+
+
+def _exceptions_discarded_in(frame: types.FrameType | None) -> bool:
+    """Whether an exception raised in ``frame`` would be discarded by the interpreter.
+
+    Inside a garbage-collector callback or a ``__del__`` method an exception does not
+    propagate; Python reports it as "Exception ignored" and the program runs on. The alarm
+    then holds its fire and the next repeat (``_ALARM_REPEAT`` later) stops the program.
+    """
+    callback_codes = {
+        getattr(getattr(callback, "__func__", callback), "__code__", None)
+        for callback in gc.callbacks
+    }
+    while frame is not None:
+        if frame.f_code in callback_codes or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextlib.contextmanager
@@ -467,9 +487,9 @@ def _score_one_unguarded(
     timed_out = False
     try:
         if time_limit is not None:
-            # Repeat the alarm until it is cleared: an exception raised while the interpreter
-            # runs a garbage-collector callback (hypothesis installs one) is discarded, so a
-            # single alarm that lands there would let the program run on unbounded.
+            # Repeat the alarm until it is cleared: an alarm that lands in a garbage-collector
+            # callback (hypothesis installs one) or a ``__del__`` cannot raise there, so it
+            # waits for the next repeat instead of letting the program run on unbounded.
             _limit_armed.set()
             signal.setitimer(signal.ITIMER_REAL, time_limit, _ALARM_REPEAT)
         try:

@@ -148,13 +148,37 @@ def collect_slowly_then_work(program) -> float:
     return 10.0
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_time_limit_holds_when_the_first_alarm_lands_in_a_gc_callback():
     """An exception raised inside a gc callback is discarded (hypothesis installs such a
-    callback, which once made CI miss a time limit); the repeated alarm still stops the
-    program, well before its 3.5 s."""
+    callback, which once made CI miss a time limit). The alarm must not raise there (pytest
+    turns the discarded exception into an error) and its repeat still stops the program,
+    well before its 3.5 s."""
     started = time.monotonic()
     result = score_program("x = 1\n", [Scorer("slow", collect_slowly_then_work)], time_limit=0.2)
+
+    assert result.status == "timeout", result
+    assert time.monotonic() - started < 2.0
+
+
+class _SlowToDelete:
+    def __del__(self) -> None:
+        time.sleep(0.5)
+
+
+def delete_slowly_then_work(program) -> float:
+    """Spend 0.5 s inside ``__del__``, then 3 s in ordinary code."""
+    doomed = _SlowToDelete()
+    del doomed
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        pass
+    return 10.0
+
+
+def test_time_limit_holds_when_the_first_alarm_lands_in_a_finalizer():
+    """Like a gc callback, ``__del__`` discards exceptions; the repeat stops the program."""
+    started = time.monotonic()
+    result = score_program("x = 1\n", [Scorer("slow", delete_slowly_then_work)], time_limit=0.2)
 
     assert result.status == "timeout", result
     assert time.monotonic() - started < 2.0
