@@ -417,11 +417,34 @@ def fit_measures(
 
     counts = statistics["interval_n"].to_numpy()
     n_objectives = drift.shape[-1]
-    _, log_det = np.linalg.slogdet(covariance)
-    trace = np.trace(np.linalg.solve(covariance, residual), axis1=-2, axis2=-1)
+    log_det, trace = _gaussian_terms(covariance, residual)
     per_interval = -0.5 * (counts * (n_objectives * np.log(2 * np.pi) + log_det) + trace)
     loglik = per_interval.sum(axis=-1) - n * np.log(scale).sum()
     return r2, loglik
+
+
+def _gaussian_terms(covariance: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\log\det Q` and :math:`\operatorname{tr}(Q^{-1} R)`, NaN where Q is not usable.
+
+    A draw whose transition covariance is singular, not positive definite or not finite (an
+    exploding drift over a long interval can overflow it) has no density; it gets NaN instead
+    of stopping the whole computation, and a warning counts such draws.
+    """
+    sign, log_det = np.linalg.slogdet(covariance)
+    usable = (sign > 0) & np.isfinite(log_det)
+    if usable.all():
+        return log_det, np.trace(np.linalg.solve(covariance, residual), axis1=-2, axis2=-1)
+
+    identity = np.broadcast_to(np.eye(covariance.shape[-1]), covariance.shape)
+    safe = np.where(usable[..., None, None], covariance, identity)
+    trace = np.trace(np.linalg.solve(safe, residual), axis1=-2, axis2=-1)
+    logger.warning(
+        "%d of %d transition covariances are singular or not finite; their draws get a NaN "
+        "log-likelihood",
+        int((~usable).sum()),
+        usable.size,
+    )
+    return np.where(usable, log_det, np.nan), np.where(usable, trace, np.nan)
 
 
 def choose_discretization(

@@ -172,6 +172,21 @@ def test_euler_and_exact_r2_agree_on_unit_steps_for_small_drift(problem):
     assert_allclose(r2_euler, r2_exact, atol=1e-4)
 
 
+@pytest.mark.parametrize("discretization", ["euler", "exact"])
+def test_a_draw_with_singular_covariance_gets_nan_not_an_error(problem, discretization, caplog):
+    """One unusable draw (zero diffusion) must not stop the log-likelihood of the others."""
+    _, statistics, (drift, intercept, diffusion_cov) = problem
+    draws = np.stack([diffusion_cov, np.zeros_like(diffusion_cov)])
+    repeated = (np.stack([drift, drift]), np.stack([intercept, intercept]))
+
+    _, loglik = fit_measures(*repeated, draws, statistics, discretization)
+
+    _, expected = fit_measures(drift, intercept, diffusion_cov, statistics, discretization)
+    assert_allclose(loglik[0], expected, rtol=1e-12)
+    assert np.isnan(loglik[1]).all()
+    assert "singular or not finite" in caplog.text
+
+
 def test_strategy_without_transitions_is_named(rng):
     table = random_table(rng, irregular=False)
     single = pd.DataFrame([["lonely", "S3", 0, 1.0, 1.0, 2.0, 3.0]], columns=table.columns)
