@@ -258,9 +258,16 @@ def regression_loglik_cov_tensor(
 
     eye = pt.eye(coefficients.shape[-1])
     trace = (pt.linalg.solve(covariance, residual) * eye).sum(axis=(-2, -1))
-    _, log_det = pt.linalg.slogdet(covariance)
+    sign, log_det = pt.linalg.slogdet(covariance)
     n_objectives = coefficients.shape[-1]
-    return -0.5 * (n_transitions * (n_objectives * np.log(2 * np.pi) + log_det) + trace)
+    loglik = -0.5 * (n_transitions * (n_objectives * np.log(2 * np.pi) + log_det) + trace)
+
+    # A strongly unstable drift over a long step makes Q so ill-conditioned that in floating
+    # point it is no longer positive definite (a negative determinant, or a negative
+    # quadratic form of the residual scatter). Its log|det| would give a finite but
+    # meaningless, often huge, density, so such a point is rejected instead.
+    usable = (sign > 0) & (trace >= 0)
+    return pt.switch(usable, loglik, -np.inf)
 
 
 def regression_loglik_tensor(

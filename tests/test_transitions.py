@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 import scipy.linalg
 from numpy.testing import assert_allclose
+from scipy.stats import multivariate_normal
 
 from sdebayes.simulate import paper_scenario, simulate_sessions
 from sdebayes.transitions import (
     exact_moments,
     exact_moments_tensor,
     interval_moments,
+    regression_loglik_cov_tensor,
     step_multiples,
     stepped_moments_tensor,
 )
@@ -117,3 +119,22 @@ def test_irregular_simulation_has_integer_gaps_with_the_mean():
 def test_mean_dt_below_one_is_rejected():
     with pytest.raises(ValueError, match=r"mean_dt=0\.5 must be at least 1"):
         simulate_sessions(paper_scenario(), 2, 2, mean_dt=0.5)
+
+
+def test_regression_density_rejects_a_covariance_that_is_not_positive_definite(rng):
+    """An overflowing exact covariance can lose positive definiteness in floating point; the
+    density must then be -inf, never the finite value that log|det| would give."""
+    states = np.column_stack([rng.normal(size=(50, 3)), np.ones(50)])
+    coefficients = rng.normal(size=(4, 3))
+    changes = states @ coefficients + rng.multivariate_normal(np.zeros(3), COV, size=50)
+    statistics = (states.T @ states, states.T @ changes, changes.T @ changes, 50)
+    indefinite = np.diag([1.0, 1.0, -1e-9])
+
+    loglik = regression_loglik_cov_tensor(
+        np.stack([coefficients, coefficients]), np.stack([COV, indefinite]), *statistics
+    ).eval()
+
+    expected = multivariate_normal(np.zeros(3), COV).logpdf(changes - states @ coefficients)
+    # 1e-10 relative: sums of squares against per-row densities, only rounding differs.
+    assert_allclose(loglik[0], expected.sum(), rtol=1e-10)
+    assert loglik[1] == -np.inf
