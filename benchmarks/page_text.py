@@ -139,10 +139,9 @@ DISCUSSION = """\
   default because (1) it samples 7x (nutpie-JAX) to 3x (NumPyro) more effective draws per
   second, which decides every workflow that fits more than once per process (SBC, model
   comparison, coverage studies, notebooks, the test suite reuse one compiled model); (2) JAX
-  is an optional install (`pip install 'sdebayes[numpyro]'`); (3) on irregular data, where
-  the exact transition is needed, the JAX build of the exact model did not sample reliably in
-  our one measurement (it reached draws with a singular transition covariance, where Numba
-  converged in 57 s of sampling), so `--backend jax` is refused there. Use
+  is an optional install (`pip install 'sdebayes[numpyro]'`). On irregular data (the exact
+  transition) both backends compute the same density (a test compares them) and share its
+  one known difficulty, a chain that can stall in a poor region (docs/continuous_time.md). Use
   `sdebayes sample --backend jax` (or `--sampler numpyro`) for a single quick fit on a
   machine that has never compiled the model: the first run drops from about 165 s to about
   40 s.

@@ -96,8 +96,7 @@ def fit(
     backend : {"numba", "jax"}, default="numba"
         How nutpie compiles the model (ignored by the other samplers). Numba suits many fits
         in one process, which reuse the compiled model; JAX compiles in seconds, which suits
-        a single Euler fit on a machine whose compile cache is cold. JAX is refused for the
-        exact transition, which it did not sample reliably.
+        a single fit on a machine whose compile cache is cold.
     progressbar : bool, default=True
         Show the sampler's progress bar.
     bounds : tuple of numpy.ndarray, optional
@@ -292,14 +291,6 @@ def _fit(
 ) -> xr.DataTree:
     timed = xr.Dataset(attrs={"has_time_column": int(description.has_time_column)})
     discretization = choose_discretization(timed, statistics, discretization)
-    if discretization == "exact" and sampler == "nutpie" and backend == "jax":
-        # Measured on 40 irregular sessions: the JAX build of the exact model sampled into
-        # draws whose transition covariance is singular, where the Numba build converged.
-        raise SamplerError(
-            "backend='jax' supports only the Euler transition, and this fit uses the exact one "
-            "(a time column, uneven steps or discretization='exact'); use backend='numba' "
-            "(the default)"
-        )
     logger.info(
         "fitting %s model (%s transitions): %d strategies, %d transitions",
         spec.name,
