@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sdebayes._signals import interrupted_here
@@ -24,7 +24,9 @@ __all__ = ["atomic_path", "check_output_path", "check_writable_directory"]
 logger = logging.getLogger(__name__)
 
 
-def check_output_path(path: str | Path, option: str = "--output") -> Path:
+def check_output_path(
+    path: str | Path, option: str = "--output", reads: Iterable[str | Path | None] = ()
+) -> Path:
     """Fail early if ``path`` cannot be written, before any expensive work starts.
 
     Parameters
@@ -34,6 +36,9 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
         new one is complete (see :func:`atomic_path`).
     option : str, default="--output"
         Name of the option that gave the path, used in error messages.
+    reads : iterable of str or Path, optional
+        Files the command reads (``None`` entries are skipped). Writing over one of them would
+        destroy the input, so the output must be another file.
 
     Returns
     -------
@@ -43,10 +48,16 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
     Raises
     ------
     OutputError
-        If the path is a directory or not a regular file, its directory does not exist, or
-        no file can be created there.
+        If the path is a directory or not a regular file, its directory does not exist, no
+        file can be created there, or it is one of the files in ``reads``.
     """
     path = Path(path).expanduser()
+    for source in reads:
+        if source is not None and _same_file(path, Path(source).expanduser()):
+            raise OutputError(
+                f"{option} {path}: is a file this command also reads or writes; "
+                "choose another path"
+            )
     directory = path.parent
     if path.is_dir():
         raise OutputError(f"{option} {path}: is a directory; pass a file name inside it")
@@ -60,6 +71,14 @@ def check_output_path(path: str | Path, option: str = "--output") -> Path:
         raise OutputError(f"{option} {path}: not writable; choose another path")
     check_writable_directory(directory, f"{option} {path}")
     return path
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name the same file, through links too if both exist."""
+    try:
+        return first.samefile(second)
+    except OSError:
+        return first.resolve() == second.resolve()
 
 
 def check_writable_directory(directory: str | Path, what: str) -> None:

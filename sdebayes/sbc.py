@@ -69,7 +69,7 @@ from sdebayes import __version__
 from sdebayes._io import atomic_path, check_output_path
 from sdebayes.data import objective_bounds, trajectories_from_frame, transitions
 from sdebayes.dynamics import derived_quantities
-from sdebayes.exceptions import DiagnosticWarning, SdebayesError
+from sdebayes.exceptions import DiagnosticWarning, OutputError, SdebayesError
 from sdebayes.specs import ModelSpec
 from sdebayes.sufficient_stats import sufficient_statistics
 
@@ -80,6 +80,7 @@ __all__ = [
     "SBC_VARIABLES",
     "SBCSettings",
     "assemble_sbc",
+    "check_plot_path",
     "load_sbc",
     "plot_sbc",
     "prior_parameters",
@@ -932,11 +933,43 @@ def plot_sbc(
     return collection
 
 
+def check_plot_path(path: str | Path, option: str = "--plot") -> Path:
+    """Fail early if ``path`` cannot be written or matplotlib cannot write its format.
+
+    Parameters
+    ----------
+    path : str or Path
+        Planned figure file; the format follows the suffix (PNG without one).
+    option : str, default="--plot"
+        Name of the option that gave the path, used in error messages.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputError
+        If the suffix names no format matplotlib writes, or the path cannot be written.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = check_output_path(path, option=option)
+    suffix = path.suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise OutputError(
+            f"{option} {path}: matplotlib cannot write .{suffix} files; use one of "
+            + ", ".join(f".{name}" for name in sorted(formats))
+        )
+    return path
+
+
 def save_sbc_plot(collection: Any, path: str | Path, dpi: int = 110) -> Path:
     """Write a figure from :func:`plot_sbc` atomically; the format follows the file suffix."""
     import matplotlib.pyplot as plt
 
-    path = check_output_path(path, option="--plot")
+    path = check_plot_path(path)
     figure = collection.get_viz("figure")
     with atomic_path(path) as temporary:
         collection.savefig(temporary, format=path.suffix.lstrip(".") or "png", dpi=dpi)

@@ -185,6 +185,42 @@ CASES = [
         "score traces.jsonl -o t.csv --details t.csv",
         "must differ",
     ),
+    case(
+        "output-is-data",
+        "`--output` = the data table",
+        "sample good.csv -o good.csv",
+        "also reads or writes",
+    ),
+    case(
+        "output-is-traces",
+        "`--output` = the trace file",
+        "score traces.jsonl -o traces.jsonl",
+        "also reads or writes",
+    ),
+    case(
+        "report-over-posterior",
+        "`--output` = the posterior",
+        "report posterior.nc -o posterior.nc",
+        "also reads or writes",
+    ),
+    case(
+        "plot-is-output",
+        "`--plot` = `--output`",
+        "sbc --simulations 2 --sessions-per-strategy 3 --steps 3 -o s.nc --plot s.nc",
+        "also reads or writes",
+    ),
+    case(
+        "plot-format",
+        "`--plot` with a suffix matplotlib cannot write",
+        "sbc --simulations 2 --sessions-per-strategy 3 --steps 3 -o s.nc --plot s.txt",
+        "cannot write .txt",
+    ),
+    case(
+        "plot-one-simulation",
+        "`--plot` with one simulation",
+        "sbc --simulations 1 --sessions-per-strategy 3 --steps 3 -o s.nc --plot s.png",
+        "at least 2 simulations",
+    ),
     case("ppc-output-file", "`--output-dir` is a file", "ppc posterior.nc -o good.csv", "a file"),
     case(
         "report-missing-dir", "its directory is missing", "report posterior.nc -o no/r.html", "no"

@@ -50,7 +50,9 @@ def report(
 
     check_ci_prob(ci_prob)
     tree = load_posterior(posterior, groups=("posterior", "observed_data", "constant_data"))
-    output = check_output_path(output or posterior.with_name(f"{posterior.stem}-report.html"))
+    output = check_output_path(
+        output or posterior.with_name(f"{posterior.stem}-report.html"), reads=(posterior,)
+    )
     with terminal_warnings():
         path = write_report(tree, output, n_draws=draws, random_seed=seed, ci_prob=ci_prob)
     typer.echo(f"Report written to {path}.")

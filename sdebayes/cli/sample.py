@@ -165,7 +165,7 @@ def sample(
         warn_constant_objectives(trajectories)
         strategies = list(dict.fromkeys(trajectories["strategy"].to_numpy()))
     reported = check_strategies(strategies, strategy)
-    output = check_output_path(output or _default_output(path, spec.name))
+    output = check_output_path(output or _default_output(path, spec.name), reads=(path, model))
     seed = seed if seed is not None else secrets.randbelow(2**31)
 
     settings = {

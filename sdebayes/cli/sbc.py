@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,9 @@ from sdebayes.cli._common import echo_json
 __all__ = ["sbc"]
 
 logger = logging.getLogger(__name__)
+
+MIN_PLOTTED_SIMULATIONS = 2
+"""Fewest finished simulations whose rank ECDFs can be drawn."""
 
 
 def _names(text: str, option: str) -> tuple[str, ...]:
@@ -115,7 +119,14 @@ def sbc(
     simultaneous 99% band are reported. See docs/validation.md.
     """
     from sdebayes._io import check_output_path
-    from sdebayes.sbc import SBCSettings, plot_sbc, run_sbc, save_sbc_plot, summarize_sbc
+    from sdebayes.sbc import (
+        SBCSettings,
+        check_plot_path,
+        plot_sbc,
+        run_sbc,
+        save_sbc_plot,
+        summarize_sbc,
+    )
     from sdebayes.specs import load_spec
 
     spec = load_spec(model)
@@ -138,8 +149,16 @@ def sbc(
         chains=chains,
         thin_to=thin_to,
     )
-    output = check_output_path(output or _default_output(spec.name))
-    plot = check_output_path(plot, option="--plot") if plot is not None else None
+    output = check_output_path(output or _default_output(spec.name), reads=(model,))
+    if plot is not None:
+        plot = check_output_path(plot, option="--plot", reads=(output, model))
+        plot = check_plot_path(plot)
+        if simulations < MIN_PLOTTED_SIMULATIONS:
+            raise typer.BadParameter(
+                f"--plot needs at least {MIN_PLOTTED_SIMULATIONS} simulations to draw rank "
+                f"ECDFs (got {simulations})",
+                param_hint="--simulations",
+            )
 
     def progress(done: int, total: int, summary: dict[str, Any]) -> None:
         status = summary["status"]
@@ -156,6 +175,14 @@ def sbc(
         result = run_sbc(settings, output, workers=workers, on_progress=progress)
     finally:
         fit_logger.setLevel(previous)
+    finished = int(result["ok"].sum())
+    if plot is not None and finished < MIN_PLOTTED_SIMULATIONS:
+        warnings.warn(
+            f"only {finished} simulation(s) finished; --plot {plot} needs at least "
+            f"{MIN_PLOTTED_SIMULATIONS}, so no figure was drawn (the result is in {output})",
+            stacklevel=1,
+        )
+        plot = None
     if plot is not None:
         save_sbc_plot(plot_sbc(result), plot)
 

@@ -89,7 +89,7 @@ def score(
     from sdebayes.exceptions import OutputError
     from sdebayes.scoring import default_workers, read_traces, score_versions
 
-    output = check_output_path(output)
+    output = check_output_path(output, reads=(traces,))
     if details is not None:
         details = check_output_path(details, option="--details")
         if details.resolve() == output.resolve():
