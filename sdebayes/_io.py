@@ -55,8 +55,7 @@ def check_output_path(
     for source in reads:
         if source is not None and _same_file(path, Path(source).expanduser()):
             raise OutputError(
-                f"{option} {path}: is a file this command also reads or writes; "
-                "choose another path"
+                f"{option} {path}: is a file this command also reads or writes; choose another path"
             )
     directory = path.parent
     if path.is_dir():
