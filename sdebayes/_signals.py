@@ -5,11 +5,17 @@ and PyMC both do), so an interrupt does not always reach the code that would sto
 command. :func:`handle_signals` therefore records every SIGINT and SIGTERM it sees, and
 :func:`sdebayes._io.atomic_path` refuses to move a finished file into place once one was
 received: an interrupted run writes nothing, whichever library swallowed the interrupt.
+
+Compilers are the exception: Numba's LLVM layer ignores an exception raised in its callbacks
+and finalizers and can be left holding a lock for good. Around compilation,
+:func:`exit_at_once_on_signal` makes a signal end the process on the spot instead; nothing
+has been written at that point.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -17,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "Terminated",
+    "exit_at_once_on_signal",
     "handle_signals",
     "interrupted",
     "interrupted_here",
@@ -25,6 +32,7 @@ __all__ = [
 
 _received: list[int] = []
 _active: list[bool] = []  # one entry per open handle_signals block
+_exit_at_once: list[bool] = []  # one entry per open exit_at_once_on_signal block
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,8 +78,34 @@ def raise_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def exit_at_once_on_signal() -> Iterator[None]:
+    """Inside :func:`handle_signals`, let SIGINT and SIGTERM end the process at once.
+
+    For work that cannot be interrupted safely and leaves nothing to clean up, such as
+    compiling a model: the process prints the usual one-line message and exits with
+    128 + the signal number (130 for Ctrl-C, 143 for ``kill``), skipping any cleanup. Files
+    that sdebayes writes only ever appear complete (:func:`sdebayes._io.atomic_path`), so no
+    file is left half-written. Outside :func:`handle_signals` (a notebook) it changes
+    nothing.
+    """
+    _exit_at_once.append(True)
+    try:
+        yield
+    finally:
+        _exit_at_once.pop()
+
+
+def _exit_now(signum: int) -> None:
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    os.write(2, f"sdebayes: error: {word}; no output was written\n".encode())
+    os._exit(128 + signum)
+
+
 def _on_signal(signum: int, frame: Any) -> None:
     _received.append(signum)
+    if _exit_at_once:
+        _exit_now(signum)
     if signum == signal.SIGTERM:
         raise Terminated(f"received signal {signum}")
     raise KeyboardInterrupt

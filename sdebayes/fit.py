@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from sdebayes import __version__, dynamics
-from sdebayes._signals import raise_if_interrupted
+from sdebayes._signals import exit_at_once_on_signal, raise_if_interrupted
 from sdebayes.data import objective_bounds, transitions
 from sdebayes.diagnostics import diagnose
 from sdebayes.exceptions import SamplerError
@@ -471,9 +471,11 @@ def _compiled_nutpie(
         jittered = {
             variable for variable in model.free_RVs if start is None or variable.name not in start
         }
-        _COMPILED[key] = nutpie.compile_pymc_model(
-            model, initial_points=start, jitter_rvs=jittered, **options
-        )
+        logger.info("compiling the model with %s", backend)
+        with exit_at_once_on_signal():
+            _COMPILED[key] = nutpie.compile_pymc_model(
+                model, initial_points=start, jitter_rvs=jittered, **options
+            )
         logger.info("compiled the model with %s in %.1f s", backend, time.perf_counter() - started)
     return _COMPILED[key]
 
