@@ -1,6 +1,8 @@
 """PSIS-LOO model comparison: pointwise densities, LOO, the table and the command."""
 
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,9 +13,10 @@ from test_ppc import synthetic_fit
 from typer.testing import CliRunner
 
 from sdebayes.cli import app
+from sdebayes.cli.compare import _warnings_naming
 from sdebayes.compare import LooWarning, compare_models, loo_model, pointwise_loglik
 from sdebayes.data import transitions
-from sdebayes.exceptions import SdebayesError
+from sdebayes.exceptions import ConvergenceWarning, SdebayesError
 
 runner = CliRunner()
 
@@ -174,3 +177,14 @@ def test_compare_command_prints_json(tmp_path):
     assert {row["model"] for row in document["ranking"]} == {"hierarchical", "pooled"}
     # The paper data's strategies have different drift matrices; pooling them must lose.
     assert document["ranking"][0]["model"] == "hierarchical"
+    diagnostics = [line for line in result.stderr.splitlines() if ": diagnostic: " in line]
+    assert all(
+        re.match(r"sdebayes: diagnostic: (hierarchical|pooled)( model)?: ", line)
+        for line in diagnostics
+    ), diagnostics
+
+
+def test_each_fit_warning_names_its_model():
+    with pytest.warns(ConvergenceWarning, match="^pooled model: max R-hat is 1.2"):
+        with _warnings_naming("pooled"):
+            warnings.warn("max R-hat is 1.2", ConvergenceWarning, stacklevel=1)

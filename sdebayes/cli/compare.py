@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import warnings
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -118,16 +121,17 @@ def compare(
     with terminal_warnings():
         for spec in specs:
             logger.info("fitting %s", spec.name)
-            fits[spec.name] = fit(
-                trajectories,
-                spec,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=seed,
-                progressbar=progress_enabled(progress),
-                discretization=discretization,  # type: ignore[arg-type]
-            )
+            with _warnings_naming(spec.name):
+                fits[spec.name] = fit(
+                    trajectories,
+                    spec,
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    random_seed=seed,
+                    progressbar=progress_enabled(progress),
+                    discretization=discretization,  # type: ignore[arg-type]
+                )
         document = compare_models(fits, unit=unit)  # type: ignore[arg-type]
     document.update(data=str(path), seed=seed, discretization=_discretizations(fits))
 
@@ -141,6 +145,22 @@ def compare(
         f"{unit} (sum over {document['n_units']}); dse: standard error of elpd_diff; "
         "k: largest Pareto k, with the number above the threshold."
     )
+
+
+@contextlib.contextmanager
+def _warnings_naming(model: str) -> Iterator[None]:
+    """Re-issue the warnings of one model's fit with the model's name in front.
+
+    Several fits warn in the same words (a high R-hat, divergences); the name says which.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for item in caught:
+            warnings.warn(f"{model} model: {item.message}", item.category, stacklevel=1)
 
 
 def _discretizations(fits: dict[str, Any]) -> dict[str, str]:
