@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from sdebayes._logging import quieted
 from sdebayes.dynamics import convergence_rate, sorted_eigenvalues
 from sdebayes.model import build_model
 from sdebayes.specs import ModelSpec
@@ -62,7 +63,7 @@ def prior_predictive_check(
     rng = np.random.default_rng(random_seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyMC notes that the likelihood potential is skipped
-        with build_model(statistics, spec):
+        with build_model(statistics, spec), quieted("pymc"):
             prior = pm.sample_prior_predictive(draws=draws, var_names=_PARAMETERS, random_seed=rng)[
                 "prior"
             ]

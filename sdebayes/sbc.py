@@ -67,6 +67,7 @@ import xarray as xr
 
 from sdebayes import __version__
 from sdebayes._io import atomic_path, check_output_path
+from sdebayes._logging import quieted
 from sdebayes.data import objective_bounds, trajectories_from_frame, transitions
 from sdebayes.dynamics import derived_quantities
 from sdebayes.exceptions import DiagnosticWarning, OutputError, SdebayesError
@@ -239,7 +240,7 @@ def _prior_block(
     with warnings.catch_warnings():
         # PyMC notes that the likelihood potential plays no part in prior draws.
         warnings.filterwarnings("ignore", message=".*Potentials.*", category=UserWarning)
-        with model:
+        with model, quieted("pymc"):
             prior = pm.sample_prior_predictive(draws=_BLOCK, var_names=names, random_seed=rng)
     return prior["prior"].to_dataset().isel(chain=0).load()
 

@@ -1,6 +1,7 @@
 """Simulation-based calibration: prior draws, simulation, ranks, uniformity, resume, command."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -38,6 +39,20 @@ def test_prior_draws_are_reproducible_and_differ_between_simulations(settings):
     assert not np.allclose(first["drift_standardised"], other["drift_standardised"])
     assert list(first["strategy"].to_numpy()) == ["EF", "SF", "FF", "AI"]
     assert {"drift_population", "drift_spread", "diffusion_sd", "centre_drift"} <= set(first)
+
+
+def test_prior_draws_keep_pymc_sampling_notes_out_of_the_output(caplog):
+    """PyMC logs "Sampling: [...]" at INFO for each prior draw block; the SBC output is
+    one line per simulation. A seed no other test uses makes sure PyMC really samples."""
+    settings = SBCSettings(
+        load_spec("hierarchical"), simulations=2, sessions_per_strategy=3, steps=4, seed=90817
+    )
+    level = logging.getLogger("pymc").level
+    with caplog.at_level(logging.INFO):
+        prior_parameters(settings, 0)
+
+    assert not [record for record in caplog.records if record.name.startswith("pymc")]
+    assert logging.getLogger("pymc").level == level, "the logger's own level is restored"
 
 
 def test_prior_draws_follow_the_model_file():
