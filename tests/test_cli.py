@@ -16,10 +16,23 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
-def test_help_lists_the_commands():
+def test_help_lists_the_commands_in_workflow_order():
     result = invoke("--help")
     assert result.exit_code == 0, result.output
-    assert "sample" in result.output and "simulate" in result.output
+    listed = [
+        line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()
+    ]
+    assert listed == [
+        "simulate", "score", "sample", "baseline", "ppc", "contrast", "report", "compare", "sbc",
+    ]  # fmt: skip
+
+
+def test_version_prints_the_package_version():
+    from sdebayes import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0, result.output
+    assert result.output == f"sdebayes {__version__}\n"
 
 
 def test_simulate_writes_table_and_truth(tmp_path):

@@ -18,7 +18,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -62,10 +62,30 @@ EXIT_TERMINATED = 143
 _VERBOSE_FLAGS = ("--verbose", "-v")
 
 
+_COMMAND_ORDER = (
+    "simulate",
+    "score",
+    "sample",
+    "baseline",
+    "ppc",
+    "contrast",
+    "report",
+    "compare",
+    "sbc",
+)
+"""Order of ``sdebayes --help``: the order of a workflow, from data to checks."""
+
+
 class _Group(TyperGroup):
     """Command group that accepts ``--verbose`` anywhere and turns our errors into one line."""
 
     verbose = False
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """List the commands in workflow order (:data:`_COMMAND_ORDER`), then any others."""
+        known = {name: rank for rank, name in enumerate(_COMMAND_ORDER)}
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: (known.get(name, len(known)), name))
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Take ``--verbose`` out of the arguments wherever it appears."""
@@ -202,6 +222,29 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from sdebayes import __version__
+
+        typer.echo(f"sdebayes {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version of sdebayes and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Options that apply before any command."""
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
