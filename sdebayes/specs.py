@@ -226,6 +226,13 @@ def spec_from_dict(document: dict[str, Any], where: str = "<spec>") -> ModelSpec
     header = document.get("model", {})
     _check_keys(header, {"name", "pooling", "parameterization", "description"}, where, "[model]")
 
+    for key in ("name", "description"):
+        if key in header and not isinstance(header[key], str):
+            raise SpecError(
+                f"{where}: [model] {key} = {header[key]!r} must be a string; write it in "
+                f'quotes, e.g. {key} = "{header[key]}"'
+            )
+
     pooling = header.get("pooling", "partial")
     if pooling not in ("partial", "complete", "none"):
         raise SpecError(

@@ -164,6 +164,7 @@ CASES = [
     case("negative-prior", "a negative sigma", f"sample -m negative_prior.toml {OUT}", "positive"),
     case("text-prior", "a text prior", f"sample -m text_prior.toml {OUT}", "finite number"),
     case("unknown-pooling", "pooling = 'semi'", f"sample -m bad_pooling.toml {OUT}", "'partial'"),
+    case("number-name", "name = 3", f"sample -m number_name.toml {OUT}", "must be a string"),
     case("broken-toml", "a TOML syntax error", f"sample -m broken.toml {OUT}", "not valid TOML"),
     case("latin1-toml", "a non-UTF-8 TOML", f"sample -m latin1.toml {OUT}", "not UTF-8"),
     case("directory-model", "a directory as model", f"sample -m empty_dir {OUT}", "directory"),
@@ -301,6 +302,7 @@ def _text_files() -> dict[str, str]:
         "negative_prior.toml": "[priors.drift]\ndiagonal_sigma = -1.0\n",
         "text_prior.toml": '[priors.diffusion]\neta = "two"\n',
         "bad_pooling.toml": '[model]\npooling = "semi"\n',
+        "number_name.toml": "[model]\nname = 3\n",
         "broken.toml": "[model\nname = 1\n",
     }
 
