@@ -159,8 +159,7 @@ def _check_fields(path: Path) -> None:
                 if row and len(row) != len(header):
                     raise DataError(
                         f"{path}: line {reader.line_num} has {len(row)} field(s) but the header "
-                        f"has {len(header)} ({', '.join(header)}); remove the stray or add the "
-                        "missing comma(s), and quote values that contain commas"
+                        f"has {len(header)} ({', '.join(header)}); {_field_count_fix(header)}"
                     )
     except UnicodeDecodeError as err:
         raise DataError(
@@ -169,6 +168,17 @@ def _check_fields(path: Path) -> None:
         ) from err
     except csv.Error as err:
         raise DataError(f"{path}: cannot be parsed as CSV ({err}); save it as plain CSV") from err
+
+
+def _field_count_fix(header: list[str]) -> str:
+    """How to fix a row whose field count differs from the header's."""
+    if len(header) == 1 and re.search(r"[;\t|]", header[0]):
+        # e.g. a spreadsheet export with ';' between fields and decimal commas in values
+        return (
+            "the header looks delimited by something other than commas; save the table as "
+            "CSV with commas between fields and points as decimal marks"
+        )
+    return "remove the stray or add the missing comma(s), and quote values that contain commas"
 
 
 def _check_header_names(path: Path, header: list[str]) -> None:

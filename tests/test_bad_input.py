@@ -64,6 +64,12 @@ CASES = [
     # trajectory tables
     case("missing-column", "no step column", f"sample missing_column.csv {OUT}", "missing column"),
     case("semicolons", "`;` as delimiter", f"sample semicolons.csv {OUT}", "other than commas"),
+    case(
+        "decimal-commas",
+        "`;` as delimiter and `,` as decimal mark",
+        f"sample decimal_commas.csv {OUT}",
+        "other than commas",
+    ),
     case("empty-table", "empty file", f"sample empty.csv {OUT}", "the file is empty"),
     case("header-only", "a header and no rows", f"sample header_only.csv {OUT}", "no rows"),
     case("binary-table", "random bytes", f"sample garbage.bin {OUT}", "not a UTF-8 text file"),
@@ -266,6 +272,7 @@ def _text_files() -> dict[str, str]:
         "good.csv": "session,strategy,step,y\na,S,0,1\na,S,1,2\n",
         "missing_column.csv": "session,strategy,x\na,S,1\n",
         "semicolons.csv": "session;strategy;step;x\na;S;0;1\n",
+        "decimal_commas.csv": "session;strategy;step;x\na;S;0;5,1\na;S;1;6,2\n",
         "empty.csv": "",
         "header_only.csv": CSV,
         "text_score.csv": CSV + "a,S,0,abc\n",
