@@ -50,6 +50,11 @@ METADATA_COLUMNS = ("time", "parse_ok")
 MAX_STEP = 1_000_000_000
 """Largest step accepted; larger values are almost certainly not round counters."""
 
+MAX_MAGNITUDE = 1e100
+"""Largest absolute score or time accepted. The sufficient statistics hold products of
+squares of scores summed over transitions, which overflow past about 1e150; no scale of
+scores or times needs more than this."""
+
 _INTEGER = re.compile(r"^[+-]?\d+(\.0*)?$")
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
 
@@ -441,6 +446,15 @@ class _Table:
                 f"{self.where(index)}, column {column!r}: {raw!r} {reason} "
                 f"({bad.size} such cell(s) in this column); fix or remove these rows, or leave "
                 "the column out with --objectives"
+            )
+
+        huge = np.flatnonzero(np.abs(numbers) > MAX_MAGNITUDE)
+        if huge.size:
+            index = int(huge[0])
+            raise self.fail(
+                f"{self.where(index)}, column {column!r}: {values.iloc[index]!r} is too large "
+                f"(beyond +-{MAX_MAGNITUDE:g}, {huge.size} such cell(s) in this column); fix "
+                "these rows or rescale the column"
             )
         return numbers
 

@@ -78,6 +78,7 @@ CASES = [
     ),
     case("nan-score", "`nan` as a score", f"sample nan_score.csv {OUT}", "'nan' is not a number"),
     case("inf-score", "`inf` as a score", f"sample inf_score.csv {OUT}", "'inf' is not finite"),
+    case("huge-score", "`1e308` as a score", f"sample huge_score.csv {OUT}", "too large"),
     case(
         "empty-score", "an empty score cell", f"sample empty_cell.csv {OUT}", "'' is not a number"
     ),
@@ -278,6 +279,7 @@ def _text_files() -> dict[str, str]:
         "text_score.csv": CSV + "a,S,0,abc\n",
         "nan_score.csv": CSV + "a,S,0,1\na,S,1,nan\n",
         "inf_score.csv": CSV + "a,S,0,inf\n",
+        "huge_score.csv": TWO_SESSIONS + "c,S,0,1e308\nc,S,1,1\n",
         "empty_cell.csv": CSV + "a,S,0,\n",
         "duplicate_step.csv": CSV + "a,S,0,1\na,S,0,2\n",
         "negative_step.csv": CSV + "a,S,-1,1\n",
