@@ -157,3 +157,20 @@ def test_existing_output_survives_a_failed_run(tmp_path):
     result = invoke("sample", "--strategy", "XX", "--output", str(output))
     assert result.exit_code == 2
     assert output.read_bytes() == b"precious"
+
+
+def test_pytensor_blas_note_is_dropped_and_other_warnings_are_shown(capsys):
+    import warnings
+
+    from sdebayes.cli._app import _one_line_warnings
+    from sdebayes.cli._common import terminal_warnings
+
+    blas_note = "PyTensor could not link to a BLAS installation. Operations ... conda/mamba"
+    for block in (_one_line_warnings, terminal_warnings):
+        with block():
+            warnings.warn(blas_note, UserWarning, stacklevel=1)
+            warnings.warn("a user-facing warning", UserWarning, stacklevel=1)
+
+    printed = capsys.readouterr().err
+    assert "BLAS" not in printed
+    assert printed.count("sdebayes: warning: a user-facing warning") == 2, printed

@@ -24,6 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from sdebayes._signals import Terminated, handle_signals, interrupted
+from sdebayes.cli._common import ignore_pytensor_blas_note
 from sdebayes.exceptions import SdebayesError
 
 if TYPE_CHECKING:  # the installed typer, which ships its own copy of click
@@ -146,7 +147,9 @@ def _one_line_warnings() -> Iterator[None]:
     """Print each user or runtime warning as one line, ``sdebayes: warning: <message>``.
 
     Other categories (deprecations inside dependencies) concern developers, not users; they
-    go to the debug log.
+    go to the debug log. PyTensor's note that it found no BLAS library is dropped: it
+    concerns PyTensor's C backend, which sdebayes does not use (it compiles with Numba or
+    JAX), and its advice (reinstall with conda) does not apply.
     """
 
     def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
@@ -157,6 +160,7 @@ def _one_line_warnings() -> Iterator[None]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        ignore_pytensor_blas_note()
         warnings.showwarning = show
         yield
 

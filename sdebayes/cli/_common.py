@@ -22,6 +22,7 @@ __all__ = [
     "StrategyOption",
     "check_ci_prob",
     "echo_json",
+    "ignore_pytensor_blas_note",
     "parse_objectives",
     "terminal_warnings",
 ]
@@ -109,6 +110,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def ignore_pytensor_blas_note() -> None:
+    """Drop PyTensor's warning that it found no BLAS library (for its unused C backend)."""
+    warnings.filterwarnings(
+        "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+    )
+
+
 def _show_warning(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     kind = "diagnostic" if issubclass(category, DiagnosticWarning) else "warning"
     print(f"sdebayes: {kind}: {message}", file=sys.stderr)
@@ -127,6 +135,7 @@ def terminal_warnings() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         warnings.simplefilter("always", DiagnosticWarning)
+        ignore_pytensor_blas_note()
         try:
             yield collected
         finally:
