@@ -57,7 +57,13 @@ from sdebayes.summary import (
     summarize_draws,
 )
 
-__all__ = ["PUBLISHED", "bootstrap", "least_squares", "summarize_baseline"]
+__all__ = [
+    "FEW_BOOTSTRAP_SESSIONS",
+    "PUBLISHED",
+    "bootstrap",
+    "least_squares",
+    "summarize_baseline",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +125,10 @@ sdebayes mode it corresponds to, the equilibrium (security, efficiency, function
 the one-step :math:`R^2`; ``interference`` the two study-wide interference values. Treat it as
 read-only.
 """
+
+FEW_BOOTSTRAP_SESSIONS = 10
+"""Below this many sessions with transitions, :func:`bootstrap` warns that its intervals
+are unreliable."""
 
 _SAMPLE_DIMS = ("chain", "draw")
 _SINGULAR_CONDITION = 1e12
@@ -318,6 +328,22 @@ def bootstrap(
         raise DataError(
             f"strategy(ies) {', '.join(map(repr, few))} have fewer than two sessions with "
             "transitions; a bootstrap over sessions needs at least two (better ten or more)"
+        )
+
+    thin = {
+        name: len(item.sessions)
+        for name, item in zip(names, sums, strict=True)
+        if len(item.sessions) < FEW_BOOTSTRAP_SESSIONS
+    }
+    if thin:
+        listed = ", ".join(f"{name!r} ({count})" for name, count in thin.items())
+        warn(
+            f"strategy(ies) {listed} have fewer than {FEW_BOOTSTRAP_SESSIONS} sessions with "
+            "transitions; a bootstrap over so few sessions has few distinct resamples and "
+            "understates the uncertainty (even at 10 sessions, 90% intervals covered 83% of "
+            "convergence rates in notebooks/paper_replication.ipynb, the posterior's 90%); "
+            "prefer the intervals of sdebayes sample",
+            DiagnosticWarning,
         )
 
     rng = np.random.default_rng(random_seed)

@@ -11,6 +11,7 @@ the one the issue asks for and leaves ample room.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -261,7 +262,10 @@ def test_bootstrap_drops_undetermined_resamples_with_a_warning() -> None:
         rows.append(("moving", "S", step, np.sin(step), np.cos(1.3 * step)))
         rows.append(("still", "S", step, 0.5, 0.5))
     table = pd.DataFrame(rows, columns=["session", "strategy", "step", "security", "efficiency"])
-    with pytest.warns(DiagnosticWarning, match=r"bootstrap resamples leave the regression"):
+    with (
+        pytest.warns(DiagnosticWarning, match=r"bootstrap resamples leave the regression"),
+        pytest.warns(DiagnosticWarning, match=r"'S' \(2\) have fewer than 10 sessions"),
+    ):
         replicates = bootstrap(trajectories_from_frame(table), 200, random_seed=3)
     assert 0 < replicates.attrs["dropped_resamples"] < 200
     assert replicates.sizes["draw"] == 200 - replicates.attrs["dropped_resamples"]
@@ -383,11 +387,23 @@ def test_sessions_with_one_version_take_no_part(rng: np.random.Generator) -> Non
     reference = least_squares(trajectories_from_frame(table, source="reference"))
 
     estimate = least_squares(trajectories)
-    replicates = bootstrap(trajectories, 30, random_seed=4)
+    with pytest.warns(DiagnosticWarning, match="fewer than 10 sessions"):  # 4 per strategy
+        replicates = bootstrap(trajectories, 30, random_seed=4)
+        expected = bootstrap(trajectories_from_frame(table, source="reference"), 30, random_seed=4)
     assert estimate.attrs["sessions_without_transitions"] == 1
     assert int(estimate["n_sessions"].sel(strategy="EF")) == 4
     assert_allclose(estimate["drift"], reference["drift"], rtol=0, atol=1e-12)
-    xr.testing.assert_allclose(
-        replicates["drift"],
-        bootstrap(trajectories_from_frame(table, source="reference"), 30, random_seed=4)["drift"],
-    )
+    xr.testing.assert_allclose(replicates["drift"], expected["drift"])
+
+
+def test_bootstrap_warns_about_strategies_with_few_sessions(rng: np.random.Generator) -> None:
+    """Below ten sessions the intervals understate the uncertainty; at ten there is no
+    warning (the paper-data tests above bootstrap 100 sessions per strategy silently)."""
+    few = simulate_sessions(paper_scenario(), 9, 5, random_seed=rng)
+    with pytest.warns(DiagnosticWarning, match=r"'EF' \(9\), 'SF' \(9\)"):
+        bootstrap(trajectories_from_frame(few, source="few"), 20, random_seed=1)
+
+    enough = simulate_sessions(paper_scenario(), 10, 5, random_seed=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiagnosticWarning)
+        bootstrap(trajectories_from_frame(enough, source="enough"), 20, random_seed=1)
