@@ -175,9 +175,14 @@ def _check_fields(path: Path) -> None:
         raise DataError(f"{path}: cannot be parsed as CSV ({err}); save it as plain CSV") from err
 
 
+def _looks_otherwise_delimited(header: Sequence[str]) -> bool:
+    """Whether a header read as one field holds ``;``, tab or ``|`` separators instead."""
+    return len(header) == 1 and re.search(r"[;\t|]", header[0]) is not None
+
+
 def _field_count_fix(header: list[str]) -> str:
     """How to fix a row whose field count differs from the header's."""
-    if len(header) == 1 and re.search(r"[;\t|]", header[0]):
+    if _looks_otherwise_delimited(header):
         # e.g. a spreadsheet export with ';' between fields and decimal commas in values
         return (
             "the header looks delimited by something other than commas; save the table as "
@@ -339,7 +344,7 @@ class _Table:
         missing = [name for name in ID_COLUMNS if name not in columns]
         if missing:
             hint = ""
-            if len(columns) == 1 and re.search(r"[;\t|]", columns[0]):
+            if _looks_otherwise_delimited(columns):
                 hint = (
                     " (the header looks delimited by something other than commas; save it as CSV)"
                 )

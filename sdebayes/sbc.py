@@ -934,7 +934,9 @@ def plot_sbc(
     return collection
 
 
-def check_plot_path(path: str | Path, option: str = "--plot") -> Path:
+def check_plot_path(
+    path: str | Path, option: str = "--plot", reads: Sequence[str | Path | None] = ()
+) -> Path:
     """Fail early if ``path`` cannot be written or matplotlib cannot write its format.
 
     Parameters
@@ -943,6 +945,9 @@ def check_plot_path(path: str | Path, option: str = "--plot") -> Path:
         Planned figure file; the format follows the suffix (PNG without one).
     option : str, default="--plot"
         Name of the option that gave the path, used in error messages.
+    reads : sequence of str or Path, optional
+        Other files of the command, which the figure must not overwrite (see
+        :func:`sdebayes._io.check_output_path`).
 
     Returns
     -------
@@ -955,7 +960,7 @@ def check_plot_path(path: str | Path, option: str = "--plot") -> Path:
     """
     from matplotlib.backend_bases import FigureCanvasBase
 
-    path = check_output_path(path, option=option)
+    path = check_output_path(path, option=option, reads=reads)
     suffix = path.suffix.lower().lstrip(".")
     formats = FigureCanvasBase.get_supported_filetypes()
     if suffix and suffix not in formats:

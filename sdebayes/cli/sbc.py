@@ -151,8 +151,7 @@ def sbc(
     )
     output = check_output_path(output or _default_output(spec.name), reads=(model,))
     if plot is not None:
-        plot = check_output_path(plot, option="--plot", reads=(output, model))
-        plot = check_plot_path(plot)
+        plot = check_plot_path(plot, reads=(output, model))
         if simulations < MIN_PLOTTED_SIMULATIONS:
             raise typer.BadParameter(
                 f"--plot needs at least {MIN_PLOTTED_SIMULATIONS} simulations to draw rank "
